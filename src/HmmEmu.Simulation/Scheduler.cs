@@ -1,0 +1,203 @@
+using System.Runtime.ExceptionServices;
+
+namespace HmmEmu.Simulation;
+
+/// <summary>
+/// Runs simulated threads. The same kernel, device and driver code runs under either implementation:
+/// <see cref="SchedulerMode.Deterministic"/>, where one seed fixes every interleaving, or
+/// <see cref="SchedulerMode.Threaded"/>, where threads run in parallel. Simulated code marks its yield points
+/// (<see cref="Yield"/>), blocks on <see cref="SimWaitQueue"/>s, and charges virtual time with <see cref="Charge"/>.
+/// </summary>
+public abstract class Scheduler : IDisposable
+{
+    [ThreadStatic]
+    private static SimThread? t_current;
+
+    private static readonly TraceEventType s_spawnEvent = new("sched", "spawn", "thread");
+    private static readonly TraceEventType s_exitEvent = new("sched", "exit", "thread", "failed");
+
+    private readonly SimRandom _root;
+    private int _nextThreadId;
+
+    /// <summary>Creates the scheduler's clock, trace and random root from the options.</summary>
+    private protected Scheduler(SimulationOptions options)
+    {
+        Options = options;
+        _root = new SimRandom(options.Seed);
+        Clock = new VirtualClock(this);
+        Trace = new Trace(this);
+    }
+
+    /// <summary>Creates a scheduler of the mode the options name.</summary>
+    public static Scheduler Create(SimulationOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return options.Mode switch
+        {
+            SchedulerMode.Deterministic => new DeterministicScheduler(options),
+            SchedulerMode.Threaded => new ThreadedScheduler(options),
+            _ => throw new ArgumentOutOfRangeException(nameof(options), options.Mode, "Unknown scheduler mode."),
+        };
+    }
+
+    /// <summary>The simulated thread the caller runs on, or null for a host thread outside the simulation.</summary>
+    public static SimThread? CurrentThread => t_current;
+
+    /// <summary>The options this scheduler was created with.</summary>
+    public SimulationOptions Options { get; }
+
+    /// <summary>Deterministic or threaded.</summary>
+    public SchedulerMode Mode => Options.Mode;
+
+    /// <summary>The master seed.</summary>
+    public ulong Seed => Options.Seed;
+
+    /// <summary>Virtual time.</summary>
+    public VirtualClock Clock { get; }
+
+    /// <summary>The hashed event trace.</summary>
+    public Trace Trace { get; }
+
+    /// <summary>The virtual-time cost model.</summary>
+    public TimingModel Timing => Options.Timing;
+
+    /// <summary>Whether the calling thread is one of this scheduler's simulated threads.</summary>
+    public bool IsSimulatedThread => t_current is { } t && ReferenceEquals(t.Scheduler, this);
+
+    /// <summary>
+    /// A random stream for a named component, derived from the seed and the name only. In threaded mode the draws
+    /// are still seeded, but the order in which threads draw them is not.
+    /// </summary>
+    public SimRandom CreateRandom(string component) => _root.Fork(component);
+
+    /// <summary>
+    /// Creates a simulated thread. In deterministic mode it becomes runnable and first runs when the scheduler picks
+    /// it (inside <see cref="Run"/>); in threaded mode it starts at once.
+    /// </summary>
+    /// <param name="name">Name for traces and reports.</param>
+    /// <param name="body">The code the thread runs.</param>
+    /// <param name="kind">What the thread stands for.</param>
+    /// <param name="daemon">Daemon threads (idle workers) do not keep <see cref="Run"/> from returning.</param>
+    public SimThread Spawn(string name, Action body, SimThreadKind kind = SimThreadKind.Kernel, bool daemon = false)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        ArgumentNullException.ThrowIfNull(body);
+        int id = Interlocked.Increment(ref _nextThreadId);
+        var thread = new SimThread(this, id, name, kind, daemon, body);
+        thread.LocalTime = CurrentTime();
+        Register(thread);
+        var os = new Thread(() => ThreadMain(thread), maxStackSize: 1 << 20)
+        {
+            IsBackground = true,
+            Name = $"sim T{id} {name}",
+        };
+        thread.OsThread = os;
+        Trace.Record(s_spawnEvent, (ulong)id);
+        os.Start();
+        return thread;
+    }
+
+    /// <summary>
+    /// Runs the simulation until it is quiescent: <paramref name="main"/> (if given) and every other non-daemon
+    /// thread has finished, and no daemon thread is runnable. Rethrows the first exception a simulated thread threw
+    /// (with the seed and thread recorded in its <see cref="Exception.Data"/>), or a
+    /// <see cref="SimulationDeadlockException"/> if the simulated threads deadlock.
+    /// </summary>
+    /// <remarks>Must be called from a host thread, not from a simulated thread.</remarks>
+    public void Run(Action? main = null)
+    {
+        if (t_current is not null)
+            throw new InvalidOperationException(
+                $"Scheduler.Run was called from simulated thread '{t_current.Name}'. Run is the host's entry point; " +
+                "inside the simulation, spawn a thread with Scheduler.Spawn and Join it instead.");
+        RunCore(main);
+    }
+
+    /// <summary>
+    /// A yield point. In deterministic mode the scheduler may (by the seed) let another runnable thread run first;
+    /// in threaded mode it costs nothing.
+    /// </summary>
+    public abstract void Yield();
+
+    /// <summary>Sleeps for <paramref name="ns"/> virtual nanoseconds, letting other threads run meanwhile.</summary>
+    public abstract void Sleep(ulong ns);
+
+    /// <summary>
+    /// Charges <paramref name="ns"/> virtual nanoseconds of work to the calling thread. In deterministic mode other
+    /// threads may run during that time, exactly as if the work took that long.
+    /// </summary>
+    public abstract void Charge(ulong ns);
+
+    /// <summary>Stops every simulated thread and releases their OS threads.</summary>
+    public void Dispose()
+    {
+        Dispose(true);
+        GC.SuppressFinalize(this);
+    }
+
+    /// <summary>Aborts the remaining simulated threads.</summary>
+    protected virtual void Dispose(bool disposing) { }
+
+    internal abstract ulong CurrentTime();
+
+    internal abstract ulong HorizonTime();
+
+    internal abstract bool IsAborting { get; }
+
+    private protected abstract void Register(SimThread thread);
+
+    private protected abstract void RunCore(Action? main);
+
+    private protected abstract void WaitForFirstTurn(SimThread thread);
+
+    private protected abstract void OnThreadExit(SimThread thread, Exception? failure);
+
+    /// <summary>Bookkeeping for a thread unwound by an abort; it must not schedule anything.</summary>
+    private protected abstract void OnThreadAborted(SimThread thread);
+
+    /// <summary>Blocks the current simulated thread on <paramref name="queue"/> until <paramref name="condition"/> holds.</summary>
+    internal abstract void WaitOn<TState>(SimWaitQueue queue, TState state, Func<TState, bool> condition);
+
+    /// <summary>Wakes every thread waiting on <paramref name="queue"/>.</summary>
+    internal abstract void WakeAll(SimWaitQueue queue);
+
+    private protected static void SetCurrent(SimThread? thread) => t_current = thread;
+
+    private void ThreadMain(SimThread thread)
+    {
+        t_current = thread;
+        Exception? failure = null;
+        try
+        {
+            WaitForFirstTurn(thread);
+            thread.Body();
+        }
+        catch (SimulationAbortedException)
+        {
+            OnThreadAborted(thread);
+            return;
+        }
+#pragma warning disable CA1031 // A simulated thread's failure is captured and rethrown by Run on the host thread.
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            failure = e;
+            e.Data["hmmemu.seed"] = Seed;
+            e.Data["hmmemu.thread"] = $"T{thread.Id} {thread.Name}";
+            thread.Failure = e;
+        }
+        try
+        {
+            Trace.Record(s_exitEvent, (ulong)thread.Id, failure is null ? 0UL : 1UL);
+        }
+        catch (SimulationAbortedException)
+        {
+            OnThreadAborted(thread);
+            return;
+        }
+        OnThreadExit(thread, failure);
+    }
+
+    /// <summary>Rethrows a captured simulated-thread failure on the host thread, keeping its original stack.</summary>
+    private protected static void Rethrow(Exception failure) => ExceptionDispatchInfo.Capture(failure).Throw();
+}

@@ -1,0 +1,39 @@
+namespace HmmEmu.Simulation;
+
+/// <summary>
+/// A kind of trace event, declared once (usually as a static field) by the component that emits it. Its identity
+/// in the trace hash is the stable hash of its category and name, so the hash does not depend on declaration order.
+/// </summary>
+public sealed class TraceEventType
+{
+    /// <summary>Declares an event type.</summary>
+    /// <param name="category">Subsystem, e.g. "mm", "notifier", "sched".</param>
+    /// <param name="name">Event name, e.g. "invalidate_start".</param>
+    /// <param name="argNames">Names of the up to three numeric arguments, for trace export.</param>
+    public TraceEventType(string category, string name, params string[] argNames)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(category);
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        if (argNames.Length > 3)
+            throw new ArgumentException($"A trace event carries at most three arguments; '{category}.{name}' declares {argNames.Length}.", nameof(argNames));
+        Category = category;
+        Name = name;
+        ArgNames = argNames;
+        Id = StableHash.Of(category + "." + name);
+    }
+
+    /// <summary>The subsystem that emits this event.</summary>
+    public string Category { get; }
+
+    /// <summary>The event's name within its category.</summary>
+    public string Name { get; }
+
+    /// <summary>Names of the numeric arguments (A, B, C).</summary>
+    public IReadOnlyList<string> ArgNames { get; }
+
+    /// <summary>The stable identity folded into the trace hash.</summary>
+    public ulong Id { get; }
+
+    /// <inheritdoc />
+    public override string ToString() => Category + "." + Name;
+}
