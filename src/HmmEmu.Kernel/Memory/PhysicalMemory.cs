@@ -1,0 +1,390 @@
+using System.Runtime.CompilerServices;
+using HmmEmu.Kernel.Locking;
+using HmmEmu.Simulation;
+
+namespace HmmEmu.Kernel.Memory;
+
+/// <summary>
+/// Physical memory: 4 KiB frames numbered by pfn, their metadata (struct page) stored as parallel arrays, and their
+/// bytes in 2 MiB slabs that are allocated on first touch (so a large, mostly unused RAM costs little). Frame 0 is
+/// the shared zero page. The allocator's slow path runs direct reclaim, which can invalidate device mappings.
+/// </summary>
+public sealed class PhysicalMemory
+{
+    /// <summary>log2 of the page size.</summary>
+    public const int PageShift = 12;
+
+    /// <summary>The page size in bytes.</summary>
+    public const int PageSize = 1 << PageShift;
+
+    /// <summary>Mask that clears the offset within a page.</summary>
+    public const ulong PageMask = ~(ulong)(PageSize - 1);
+
+    /// <summary>The pfn of the shared zero page.</summary>
+    public const ulong ZeroPfn = 0;
+
+    private const int SlabShift = 9; // 512 pages = 2 MiB per slab
+    private const int SlabPages = 1 << SlabShift;
+    private const int ReclaimBatch = 32;
+    private const int MaxReclaimRounds = 4;
+
+    private static readonly TraceEventType s_oomEvent = new("mm", "alloc_fail", "gfp", "free");
+    private static readonly TraceEventType s_reclaimEvent = new("mm", "direct_reclaim", "freed", "free");
+
+    private readonly HostKernel _kernel;
+    private readonly Lock _zoneLock = new();
+    private readonly int[] _refcount;
+    private readonly int[] _mapcount;
+    private readonly uint[] _flags;
+    private readonly object?[] _owner;
+    private readonly ulong[] _index;
+    private readonly byte[]?[] _slabs;
+    private readonly int[] _freeStack;
+    private readonly int[] _lruPrev;
+    private readonly int[] _lruNext;
+    private readonly SimWaitQueue _pageLockWait;
+    private readonly int _reserve;
+    private int _freeCount;
+    private int _lruCount;
+
+    internal PhysicalMemory(HostKernel kernel, ulong ramBytes)
+    {
+        if (ramBytes < 64 * PageSize || ramBytes % PageSize != 0)
+            throw new ArgumentOutOfRangeException(nameof(ramBytes), ramBytes, "RAM must be a whole number of pages, at least 64 pages.");
+        if (ramBytes / PageSize > int.MaxValue - 1)
+            throw new ArgumentOutOfRangeException(nameof(ramBytes), ramBytes, "RAM is limited to 2^31 - 2 pages (8 TiB).");
+        _kernel = kernel;
+        int n = (int)(ramBytes / PageSize);
+        TotalPages = (ulong)n;
+        _refcount = new int[n];
+        _mapcount = new int[n];
+        _flags = new uint[n];
+        _owner = new object?[n];
+        _index = new ulong[n];
+        _slabs = new byte[]?[(n + SlabPages - 1) >> SlabShift];
+        _freeStack = new int[n];
+        // LRU: a circular doubly-linked list over pfns with a sentinel at index n.
+        _lruPrev = new int[n + 1];
+        _lruNext = new int[n + 1];
+        _lruPrev[n] = _lruNext[n] = n;
+        _reserve = Math.Max(8, Math.Min(256, n / 128));
+        _pageLockWait = new SimWaitQueue(kernel.Scheduler, "page lock");
+
+        _flags[ZeroPfn] = (uint)(PageFlags.Reserved | PageFlags.Uptodate);
+        _refcount[ZeroPfn] = 1;
+        // Push in descending order so that allocation hands out ascending pfns, deterministically.
+        for (int pfn = n - 1; pfn >= 1; pfn--)
+        {
+            _flags[pfn] = (uint)PageFlags.Free;
+            _freeStack[_freeCount++] = pfn;
+        }
+    }
+
+    /// <summary>Number of RAM frames, including the zero page.</summary>
+    public ulong TotalPages { get; }
+
+    /// <summary>Number of free frames.</summary>
+    public ulong FreePages => (ulong)Volatile.Read(ref _freeCount);
+
+    /// <summary>Number of pages on the reclaim list.</summary>
+    public int LruPages => Volatile.Read(ref _lruCount);
+
+    /// <summary>How many allocations failed with ENOMEM.</summary>
+    public long FailedAllocations => Interlocked.Read(ref _failedAllocations);
+
+    private long _failedAllocations;
+
+    internal IPageReclaimer? Reclaimer { get; set; }
+
+    /// <summary>Whether <paramref name="pfn"/> names a RAM frame.</summary>
+    public bool IsValidPfn(ulong pfn) => pfn < TotalPages;
+
+    /// <summary>
+    /// Allocates one page (alloc_page). The page comes back with a reference count of one, owned by the caller.
+    /// With <see cref="Gfp.DirectReclaim"/> it may sleep and reclaim; the lock checker treats it as such even when
+    /// memory is plentiful. Returns <see cref="Errno.ENOMEM"/> when no page can be found.
+    /// </summary>
+    public Errno AllocPage(Gfp gfp, out ulong pfn)
+    {
+        var task = TaskContext.For(_kernel);
+        _kernel.MightAlloc(task, gfp);
+        for (int round = 0; ; round++)
+        {
+            if (TryTakeFree((gfp & Gfp.HighPriority) != 0, out pfn))
+            {
+                if ((gfp & Gfp.Zero) != 0)
+                    ClearPage(pfn);
+                return Errno.Ok;
+            }
+            if ((gfp & Gfp.DirectReclaim) == 0 || task.ReclaimDepth > 0 || Reclaimer is null || round >= MaxReclaimRounds)
+                break;
+            int freed = DirectReclaim(task, gfp);
+            if (freed == 0 && round > 0)
+                break;
+        }
+        Interlocked.Increment(ref _failedAllocations);
+        _kernel.Trace.Record(s_oomEvent, (ulong)gfp, FreePages);
+        pfn = 0;
+        return Errno.ENOMEM;
+    }
+
+    /// <summary>Takes a reference on a page (get_page).</summary>
+    public void GetPage(ulong pfn)
+    {
+        if (pfn == ZeroPfn)
+            return;
+        int r = Interlocked.Increment(ref _refcount[CheckPfn(pfn)]);
+        if (r <= 1)
+            throw new KernelBugException($"get_page on pfn 0x{pfn:x} whose reference count was {r - 1}: the page was already free.");
+    }
+
+    /// <summary>Drops a reference on a page (put_page); the last reference frees it.</summary>
+    public void PutPage(ulong pfn)
+    {
+        if (pfn == ZeroPfn)
+            return;
+        int i = CheckPfn(pfn);
+        int r = Interlocked.Decrement(ref _refcount[i]);
+        if (r < 0)
+            throw new KernelBugException($"put_page on pfn 0x{pfn:x} dropped its reference count below zero.");
+        if (r == 0)
+            FreeFrame(i);
+    }
+
+    /// <summary>The page's reference count (page_ref_count).</summary>
+    public int RefCount(ulong pfn) => Volatile.Read(ref _refcount[CheckPfn(pfn)]);
+
+    /// <summary>How many page-table entries map the page (page_mapcount).</summary>
+    public int MapCount(ulong pfn) => Volatile.Read(ref _mapcount[CheckPfn(pfn)]);
+
+    /// <summary>The page's flags.</summary>
+    public PageFlags Flags(ulong pfn) => (PageFlags)Volatile.Read(ref _flags[CheckPfn(pfn)]);
+
+    /// <summary>Whether the page has every flag in <paramref name="flags"/>.</summary>
+    public bool HasFlags(ulong pfn, PageFlags flags) => (Flags(pfn) & flags) == flags;
+
+    /// <summary>Sets flags on the page (atomically).</summary>
+    public void SetFlags(ulong pfn, PageFlags flags) => Interlocked.Or(ref _flags[CheckPfn(pfn)], (uint)flags);
+
+    /// <summary>Clears flags on the page (atomically).</summary>
+    public void ClearFlags(ulong pfn, PageFlags flags) => Interlocked.And(ref _flags[CheckPfn(pfn)], ~(uint)flags);
+
+    /// <summary>The object that owns the page: the address space of an anonymous page, the file of a page-cache page.</summary>
+    public object? Owner(ulong pfn) => Volatile.Read(ref _owner[CheckPfn(pfn)]);
+
+    /// <summary>The page's index within its owner: virtual page number (anon) or file page number (page cache).</summary>
+    public ulong Index(ulong pfn) => Volatile.Read(ref _index[CheckPfn(pfn)]);
+
+    /// <summary>The page's 4 KiB of bytes. The span stays valid for the life of the machine; the frame's owner decides who may touch it.</summary>
+    public Span<byte> PageBytes(ulong pfn)
+    {
+        int i = CheckPfn(pfn);
+        return Slab(i).AsSpan((i & (SlabPages - 1)) << PageShift, PageSize);
+    }
+
+    /// <summary>Copies a whole page (copy_highpage).</summary>
+    public void CopyPage(ulong dstPfn, ulong srcPfn) => PageBytes(srcPfn).CopyTo(PageBytes(dstPfn));
+
+    /// <summary>Zero-fills a page (clear_highpage).</summary>
+    public void ClearPage(ulong pfn)
+    {
+        int i = CheckPfn(pfn);
+        var slab = Volatile.Read(ref _slabs[i >> SlabShift]);
+        if (slab is null)
+            return; // never touched: still zero
+        slab.AsSpan((i & (SlabPages - 1)) << PageShift, PageSize).Clear();
+    }
+
+    /// <summary>Takes the page lock if it is free (folio_trylock).</summary>
+    public bool TryLockPage(ulong pfn)
+    {
+        int i = CheckPfn(pfn);
+        return (Interlocked.Or(ref _flags[i], (uint)PageFlags.Locked) & (uint)PageFlags.Locked) == 0;
+    }
+
+    /// <summary>Takes the page lock, sleeping while it is held (folio_lock). May sleep.</summary>
+    public void LockPage(ulong pfn)
+    {
+        _kernel.Lockdep.MightSleep(TaskContext.For(_kernel), "folio_lock");
+        if (!TryLockPage(pfn))
+            _pageLockWait.WaitUntil((this, pfn), static s => s.Item1.TryLockPage(s.pfn));
+    }
+
+    /// <summary>Releases the page lock (folio_unlock).</summary>
+    public void UnlockPage(ulong pfn)
+    {
+        int i = CheckPfn(pfn);
+        uint old = Interlocked.And(ref _flags[i], ~(uint)PageFlags.Locked);
+        if ((old & (uint)PageFlags.Locked) == 0)
+            throw new KernelRuleViolationException($"folio_unlock on pfn 0x{pfn:x}, which is not locked.");
+        _pageLockWait.WakeAll();
+    }
+
+    internal void SetOwner(ulong pfn, object? owner, ulong index)
+    {
+        int i = CheckPfn(pfn);
+        Volatile.Write(ref _owner[i], owner);
+        Volatile.Write(ref _index[i], index);
+    }
+
+    internal void IncMapCount(ulong pfn)
+    {
+        if (pfn != ZeroPfn)
+            Interlocked.Increment(ref _mapcount[CheckPfn(pfn)]);
+    }
+
+    internal void DecMapCount(ulong pfn)
+    {
+        if (pfn == ZeroPfn)
+            return;
+        if (Interlocked.Decrement(ref _mapcount[CheckPfn(pfn)]) < 0)
+            throw new KernelBugException($"mapcount of pfn 0x{pfn:x} went negative.");
+    }
+
+    /// <summary>Adds a page to the tail (newest end) of the reclaim list.</summary>
+    internal void LruAdd(ulong pfn)
+    {
+        int i = CheckPfn(pfn);
+        lock (_zoneLock)
+        {
+            if ((_flags[i] & (uint)PageFlags.Lru) != 0)
+                return;
+            int sentinel = (int)TotalPages;
+            int tail = _lruPrev[sentinel];
+            _lruNext[tail] = i;
+            _lruPrev[i] = tail;
+            _lruNext[i] = sentinel;
+            _lruPrev[sentinel] = i;
+            Interlocked.Or(ref _flags[i], (uint)PageFlags.Lru);
+            _lruCount++;
+        }
+    }
+
+    /// <summary>Removes a page from the reclaim list if it is on it.</summary>
+    internal void LruRemove(ulong pfn)
+    {
+        int i = CheckPfn(pfn);
+        lock (_zoneLock)
+            LruRemoveLocked(i);
+    }
+
+    /// <summary>
+    /// Takes up to <c>victims.Length</c> pages from the head (oldest end) of the reclaim list, moving each to the
+    /// tail, and returns them with a reference held. Used by reclaim to choose victims in a fixed order.
+    /// </summary>
+    internal int LruScan(Span<ulong> victims)
+    {
+        int taken = 0;
+        lock (_zoneLock)
+        {
+            int sentinel = (int)TotalPages;
+            int budget = _lruCount;
+            while (taken < victims.Length && budget-- > 0)
+            {
+                int i = _lruNext[sentinel];
+                if (i == sentinel)
+                    break;
+                // Rotate to the tail so the next scan starts with other pages.
+                LruRemoveLocked(i);
+                int tail = _lruPrev[sentinel];
+                _lruNext[tail] = i;
+                _lruPrev[i] = tail;
+                _lruNext[i] = sentinel;
+                _lruPrev[sentinel] = i;
+                Interlocked.Or(ref _flags[i], (uint)PageFlags.Lru);
+                _lruCount++;
+                if (Volatile.Read(ref _refcount[i]) == 0)
+                    continue;
+                Interlocked.Increment(ref _refcount[i]);
+                victims[taken++] = (ulong)i;
+            }
+        }
+        return taken;
+    }
+
+    private void LruRemoveLocked(int i)
+    {
+        if ((_flags[i] & (uint)PageFlags.Lru) == 0)
+            return;
+        int p = _lruPrev[i], n = _lruNext[i];
+        _lruNext[p] = n;
+        _lruPrev[n] = p;
+        Interlocked.And(ref _flags[i], ~(uint)PageFlags.Lru);
+        _lruCount--;
+    }
+
+    private int DirectReclaim(TaskContext task, Gfp gfp)
+    {
+        task.ReclaimDepth++;
+        bool fs = (gfp & Gfp.Fs) != 0;
+        if (fs)
+            _kernel.Lockdep.MapAcquire(task, _kernel.Lockdep.FsReclaim);
+        int freed;
+        try
+        {
+            freed = Reclaimer!.Reclaim(ReclaimBatch);
+        }
+        finally
+        {
+            if (fs)
+                _kernel.Lockdep.MapRelease(task, _kernel.Lockdep.FsReclaim);
+            task.ReclaimDepth--;
+        }
+        _kernel.Trace.Record(s_reclaimEvent, (ulong)freed, FreePages);
+        return freed;
+    }
+
+    private bool TryTakeFree(bool mayUseReserve, out ulong pfn)
+    {
+        lock (_zoneLock)
+        {
+            int floor = mayUseReserve ? 0 : _reserve;
+            if (_freeCount <= floor)
+            {
+                pfn = 0;
+                return false;
+            }
+            int i = _freeStack[--_freeCount];
+            _flags[i] = 0;
+            _refcount[i] = 1;
+            _mapcount[i] = 0;
+            _owner[i] = null;
+            _index[i] = 0;
+            pfn = (ulong)i;
+            return true;
+        }
+    }
+
+    private void FreeFrame(int i)
+    {
+        if (Volatile.Read(ref _mapcount[i]) != 0)
+            throw new KernelBugException($"pfn 0x{i:x} freed while still mapped {_mapcount[i]} time(s).");
+        lock (_zoneLock)
+        {
+            LruRemoveLocked(i);
+            if ((_flags[i] & (uint)PageFlags.Free) != 0)
+                throw new KernelBugException($"pfn 0x{i:x} freed twice.");
+            _flags[i] = (uint)PageFlags.Free;
+            _owner[i] = null;
+            _freeStack[_freeCount++] = i;
+        }
+    }
+
+    private byte[] Slab(int i)
+    {
+        ref byte[]? slot = ref _slabs[i >> SlabShift];
+        var slab = Volatile.Read(ref slot);
+        if (slab is not null)
+            return slab;
+        var fresh = new byte[SlabPages << PageShift];
+        return Interlocked.CompareExchange(ref slot, fresh, null) ?? fresh;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private int CheckPfn(ulong pfn)
+    {
+        if (pfn >= TotalPages)
+            throw new ArgumentOutOfRangeException(nameof(pfn), $"pfn 0x{pfn:x} is outside RAM (0..0x{TotalPages - 1:x}).");
+        return (int)pfn;
+    }
+}

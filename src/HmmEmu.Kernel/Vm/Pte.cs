@@ -1,0 +1,112 @@
+using HmmEmu.Kernel.Memory;
+
+namespace HmmEmu.Kernel.Vm;
+
+/// <summary>
+/// A CPU page-table entry, encoded like x86-64's: present, writable, dirty, accessed and special bits, a
+/// PROT_NONE bit, and the page frame number from bit 12. The all-zero entry is <c>pte_none</c>.
+/// </summary>
+public readonly record struct Pte(ulong Raw)
+{
+    private const ulong PresentBit = 1UL << 0;
+    private const ulong WriteBit = 1UL << 1;
+    private const ulong DirtyBit = 1UL << 2;
+    private const ulong AccessedBit = 1UL << 3;
+    private const ulong SpecialBit = 1UL << 4;
+    private const ulong ProtNoneBit = 1UL << 5;
+    private const int PfnShift = PhysicalMemory.PageShift;
+    private const ulong PfnMask = ((1UL << 40) - 1) << PfnShift;
+
+    /// <summary>The empty entry.</summary>
+    public static Pte None => default;
+
+    /// <summary>pte_none: nothing is mapped here.</summary>
+    public bool IsNone => Raw == 0;
+
+    /// <summary>pte_present: a page is mapped, accessible or PROT_NONE.</summary>
+    public bool IsPresent => (Raw & (PresentBit | ProtNoneBit)) != 0;
+
+    /// <summary>pte_protnone: a page is mapped but no access is allowed.</summary>
+    public bool IsProtNone => (Raw & ProtNoneBit) != 0;
+
+    /// <summary>The CPU may read through this entry.</summary>
+    public bool IsReadable => (Raw & PresentBit) != 0;
+
+    /// <summary>pte_write: the CPU may write through this entry.</summary>
+    public bool IsWritable => (Raw & WriteBit) != 0;
+
+    /// <summary>pte_dirty.</summary>
+    public bool IsDirty => (Raw & DirtyBit) != 0;
+
+    /// <summary>pte_young.</summary>
+    public bool IsAccessed => (Raw & AccessedBit) != 0;
+
+    /// <summary>pte_special: the frame has no normal page behind it (the zero page, raw pfn maps).</summary>
+    public bool IsSpecial => (Raw & SpecialBit) != 0;
+
+    /// <summary>pte_pfn.</summary>
+    public ulong Pfn => (Raw & PfnMask) >> PfnShift;
+
+    /// <summary>Whether the entry maps the shared zero page.</summary>
+    public bool IsZeroPage => IsPresent && IsSpecial && Pfn == PhysicalMemory.ZeroPfn;
+
+    /// <summary>A present entry for <paramref name="pfn"/> with the given access.</summary>
+    public static Pte Make(ulong pfn, bool writable, bool special = false)
+    {
+        ulong raw = PresentBit | AccessedBit | (pfn << PfnShift);
+        if (writable)
+            raw |= WriteBit | DirtyBit;
+        if (special)
+            raw |= SpecialBit;
+        return new Pte(raw);
+    }
+
+    /// <summary>A PROT_NONE entry that keeps the frame mapped.</summary>
+    public Pte MakeProtNone() => new((Raw & ~(PresentBit | WriteBit)) | ProtNoneBit);
+
+    /// <summary>pte_wrprotect.</summary>
+    public Pte WriteProtect() => new(Raw & ~WriteBit);
+
+    /// <summary>pte_mkwrite | pte_mkdirty.</summary>
+    public Pte MakeWritable() => new(Raw | WriteBit | DirtyBit);
+
+    /// <summary>pte_mkclean.</summary>
+    public Pte MakeClean() => new(Raw & ~DirtyBit);
+
+    /// <summary>Restores read (and optionally write) access to a PROT_NONE or read-only entry.</summary>
+    public Pte WithAccess(bool readable, bool writable)
+    {
+        if (IsNone)
+            return this;
+        ulong raw = Raw & ~(PresentBit | WriteBit | ProtNoneBit);
+        if (!readable)
+            return new Pte(raw | ProtNoneBit);
+        raw |= PresentBit;
+        if (writable)
+            raw |= WriteBit;
+        return new Pte(raw);
+    }
+
+    /// <summary>
+    /// Whether replacing this entry by <paramref name="next"/> takes anything away from an observer of the old
+    /// entry: it unmaps, changes the frame, or drops read or write access. Every such change must be preceded by
+    /// an mmu-notifier invalidation of the address.
+    /// </summary>
+    public bool IsDowngradedBy(Pte next)
+    {
+        if (IsNone)
+            return false;
+        if (next.IsNone || next.Pfn != Pfn || next.IsPresent != IsPresent)
+            return true;
+        return (IsReadable && !next.IsReadable) || (IsWritable && !next.IsWritable);
+    }
+
+    /// <inheritdoc />
+    public override string ToString()
+    {
+        if (IsNone)
+            return "pte_none";
+        string access = IsProtNone ? "---" : IsWritable ? "rw" : "r-";
+        return $"pfn 0x{Pfn:x} {access}{(IsDirty ? " dirty" : "")}{(IsSpecial ? " special" : "")}";
+    }
+}
