@@ -109,6 +109,9 @@ public sealed class HostKernel : IDisposable
         }
     }
 
+    /// <summary>The process whose thread is running this code (current), or null on a kernel or host thread.</summary>
+    public Process? CurrentProcess => TaskContext.For(this).Process;
+
     /// <summary>A random stream for a named component, derived from the machine's seed.</summary>
     public SimRandom CreateRandom(string component) => Scheduler.CreateRandom(component);
 
@@ -147,7 +150,7 @@ public sealed class HostKernel : IDisposable
     public InterruptScope EnterInterrupt() => new(TaskContext.For(this));
 
     /// <summary>Records a kernel WARN: the rule that was broken and the fix. Throws instead if <see cref="KernelOptions.PanicOnWarn"/>.</summary>
-    internal void Warn(string message)
+    public void Warn(string message)
     {
         var task = TaskContext.For(this);
         var w = new KernelWarning(Clock.Now, task.Name, message);

@@ -1,0 +1,393 @@
+using HmmEmu.Kernel;
+using HmmEmu.Kernel.Collections;
+using HmmEmu.Kernel.Locking;
+using HmmEmu.Kernel.Memory;
+using HmmEmu.Kernel.Mirroring;
+using HmmEmu.Kernel.Notifiers;
+using HmmEmu.Kernel.Vm;
+
+namespace HmmEmu.Mirror;
+
+/// <summary>
+/// An open mirror (struct dmirror): a device page table that maps virtual page numbers of the opener's address
+/// space to the pages HMM reported, kept coherent by an interval notifier over the whole address space. Device
+/// reads and writes go through this table and fault missing entries in with <see cref="Hmm.RangeFault"/>.
+/// </summary>
+/// <remarks>
+/// Locking: <see cref="_mutex"/> guards <see cref="_pt"/>. The invalidate callback takes it (or tries to, for a
+/// non-blockable range), so nothing that may sleep on reclaim or wait on an invalidation runs under it: entries
+/// are stored with <see cref="Gfp.Atomic"/>, and <c>RangeFault</c> runs before the mutex is taken.
+/// </remarks>
+public sealed class MirrorFile : IMmuIntervalNotifierOps
+{
+    private const int ChunkPages = 64;
+    private const ulong PageSize = PhysicalMemory.PageSize;
+    private const int PageShift = PhysicalMemory.PageShift;
+    private const ulong RangeTimeoutNs = 1_000_000_000;   // HMM_RANGE_DEFAULT_TIMEOUT: 1000 ms
+
+    // Device page-table entries: the pfn, whether the device may write, present bit (pfn 0 is the zero page).
+    private const ulong EntryPresent = 1UL << 63;
+    private const ulong EntryWrite = 1UL << 62;
+    private const ulong EntryPfnMask = (1UL << 52) - 1;
+
+    private readonly HostKernel _kernel;
+    private readonly KMutex _mutex;
+    private readonly XArray<ulong> _pt;
+    private readonly Mm _mm;
+    private int _closed;
+
+    internal MirrorFile(MirrorDevice device, Mm mm)
+    {
+        Device = device;
+        _kernel = device.Kernel;
+        _mm = mm;
+        _mutex = new KMutex(_kernel, "dmirror.mutex");
+        _pt = new XArray<ulong>(_kernel);
+        Notifier = new MmuIntervalNotifier(this);
+    }
+
+    /// <summary>The device this file was opened on (the pgmap owner it reports as its own).</summary>
+    public MirrorDevice Device { get; }
+
+    /// <summary>The notifier that keeps the device page table coherent.</summary>
+    public MmuIntervalNotifier Notifier { get; }
+
+    /// <summary>How many pages the device page table maps. Takes the mutex. May sleep.</summary>
+    public long MappedPages
+    {
+        get
+        {
+            using (_mutex.Scoped())
+                return _pt.Count;
+        }
+    }
+
+    /// <summary>close(2): unregisters the notifier and drops the device page table. May sleep.</summary>
+    public void Close()
+    {
+        if (Interlocked.Exchange(ref _closed, 1) != 0)
+            throw new InvalidOperationException($"{Device} file closed twice.");
+        Notifier.Remove();
+        using (_mutex.Scoped())
+            _pt.EraseRange(0, XArray<ulong>.MaxIndex);
+    }
+
+    /// <summary>
+    /// ioctl(2). Checks the command (EINVAL for an unaligned address, zero or wrapping length, or an unknown
+    /// request), runs it and fills <see cref="MirrorCommand.CPages"/> and <see cref="MirrorCommand.Faults"/>. On
+    /// failure the command is left as passed. Must run on a process thread (the buffer is in its memory). May sleep.
+    /// </summary>
+    public Errno Ioctl(MirrorIoctl request, ref MirrorCommand cmd)
+    {
+        if (Volatile.Read(ref _closed) != 0)
+            return Errno.EINVAL;
+        if ((cmd.Addr & (PageSize - 1)) != 0)
+            return Errno.EINVAL;
+        if (cmd.NPages == 0 || cmd.NPages > (ulong.MaxValue >> PageShift) || cmd.Addr + (cmd.NPages << PageShift) <= cmd.Addr)
+            return Errno.EINVAL;
+        var work = cmd;
+        work.CPages = 0;
+        work.Faults = 0;
+        var err = request switch
+        {
+            MirrorIoctl.Read => DeviceRead(ref work),
+            MirrorIoctl.Write => DeviceWrite(ref work),
+            MirrorIoctl.Snapshot => Snapshot(ref work),
+            _ => Errno.EINVAL,
+        };
+        if (err != Errno.Ok)
+            return err;
+        cmd = work;
+        return Errno.Ok;
+    }
+
+    /// <summary>dmirror_interval_invalidate: drops the device's entries for the range. May sleep only if the range is blockable.</summary>
+    public bool Invalidate(MmuIntervalNotifier notifier, in MmuNotifierRange range, ulong curSeq)
+    {
+        if (range.Event == NotifierEvent.Migrate && ReferenceEquals(range.Owner, Device))
+            return true;                       // our own migration: it updates the table itself
+        if (!range.Blockable)
+        {
+            if (!_mutex.TryLock())
+                return false;
+        }
+        else
+        {
+            _mutex.Lock();
+        }
+        try
+        {
+            notifier.SetSeq(curSeq);
+            ulong last = range.End == ulong.MaxValue ? XArray<ulong>.MaxIndex : Math.Min(range.End >> PageShift, XArray<ulong>.MaxIndex);
+            _pt.EraseRange(range.Start >> PageShift, last);
+        }
+        finally
+        {
+            _mutex.Unlock();
+        }
+        return true;
+    }
+
+    private Errno DeviceRead(ref MirrorCommand cmd)
+    {
+        ulong start = cmd.Addr, end = cmd.Addr + (cmd.NPages << PageShift);
+        var bounce = new byte[(int)(end - start)];
+        ulong copied = 0;
+        Errno err;
+        while (true)
+        {
+            using (_mutex.Scoped())
+                err = CopyPages(start, end, bounce, ref copied, write: false);
+            if (err != Errno.ENOENT)
+                break;
+            start = cmd.Addr + (copied << PageShift);
+            err = Fault(start, end, write: false);
+            if (err != Errno.Ok)
+                break;
+            cmd.Faults++;
+        }
+        if (err == Errno.Ok && _mm.Kernel.CurrentProcess!.Mm.CopyToUser(cmd.Ptr, bounce) != Errno.Ok)
+            err = Errno.EFAULT;
+        cmd.CPages = copied;
+        return err;
+    }
+
+    private Errno DeviceWrite(ref MirrorCommand cmd)
+    {
+        ulong start = cmd.Addr, end = cmd.Addr + (cmd.NPages << PageShift);
+        var bounce = new byte[(int)(end - start)];
+        if (_kernel.CurrentProcess!.Mm.CopyFromUser(cmd.Ptr, bounce) != Errno.Ok)
+            return Errno.EFAULT;
+        ulong copied = 0;
+        Errno err;
+        while (true)
+        {
+            using (_mutex.Scoped())
+                err = CopyPages(start, end, bounce, ref copied, write: true);
+            if (err != Errno.ENOENT)
+                break;
+            start = cmd.Addr + (copied << PageShift);
+            err = Fault(start, end, write: true);
+            if (err != Errno.Ok)
+                break;
+            cmd.Faults++;
+        }
+        cmd.CPages = copied;
+        return err;
+    }
+
+    // dmirror_do_read / dmirror_do_write: the device's DMA through its page table. Caller holds _mutex.
+    private Errno CopyPages(ulong start, ulong end, byte[] bounce, ref ulong copied, bool write)
+    {
+        _mutex.AssertHeld("MirrorFile.CopyPages");
+        var mem = _kernel.Memory;
+        ulong offset = copied << PageShift;
+        for (ulong vpn = start >> PageShift; vpn < end >> PageShift; vpn++)
+        {
+            ulong entry = _pt.Load(vpn);
+            if ((entry & EntryPresent) == 0 || (write && (entry & EntryWrite) == 0))
+                return Errno.ENOENT;
+            var page = mem.PageBytes(entry & EntryPfnMask);
+            var slice = bounce.AsSpan((int)offset, PhysicalMemory.PageSize);
+            if (write)
+                slice.CopyTo(page);
+            else
+                page.CopyTo(slice);
+            offset += PageSize;
+            copied++;
+        }
+        return Errno.Ok;
+    }
+
+    // dmirror_fault: faults [start, end) in 64-page chunks and commits each into the device page table.
+    private Errno Fault(ulong start, ulong end, bool write)
+    {
+        if (!_mm.MmGetNotZero())
+            return Errno.Ok;
+        try
+        {
+            var err = Errno.Ok;
+            for (ulong addr = start; addr < end && err == Errno.Ok;)
+            {
+                ulong next = Math.Min(addr + ChunkPages * PageSize, end);
+                var range = new HmmRange(Notifier, addr, next)
+                {
+                    DefaultFlags = HmmPfn.ReqFault | (write ? HmmPfn.ReqWrite : 0),
+                    DevPrivateOwner = Device,
+                };
+                err = RangeFaultAndCommit(range);
+                addr = next;
+            }
+            return err;
+        }
+        finally
+        {
+            _mm.MmPut();
+        }
+    }
+
+    // The read_begin / range_fault / lock / read_retry / commit loop of dmirror_range_fault.
+    private Errno RangeFaultAndCommit(HmmRange range)
+    {
+        ulong deadline = _kernel.Clock.Now + RangeTimeoutNs;
+        while (true)
+        {
+            if (_kernel.Clock.Now > deadline)
+                return Errno.EBUSY;
+            range.NotifierSeq = Notifier.ReadBegin();
+            Errno err;
+            using (_mm.MmapReadLock())
+                err = Hmm.RangeFault(range);
+            if (err == Errno.EBUSY)
+                continue;
+            if (err != Errno.Ok)
+                return err;
+            _mutex.Lock();
+            try
+            {
+                if (Notifier.ReadRetry(range.NotifierSeq))
+                    continue;                     // an invalidation raced us: fault again
+                return Commit(range);
+            }
+            finally
+            {
+                _mutex.Unlock();
+            }
+        }
+    }
+
+    // dmirror_do_fault: stores the faulted pages. Caller holds _mutex and has checked ReadRetry.
+    private Errno Commit(HmmRange range)
+    {
+        _mutex.AssertHeld("MirrorFile.Commit");
+        var pfns = range.HmmPfns;
+        for (int i = 0; i < range.PageCount; i++)
+        {
+            ulong e = pfns[i];
+            if ((e & HmmPfn.Error) != 0 || (e & HmmPfn.Valid) == 0)
+            {
+                _kernel.Warn($"{Device}: RangeFault returned entry 0x{e:x} without VALID for a faulted page.");
+                return Errno.EFAULT;
+            }
+            ulong entry = EntryPresent | HmmPfn.ToPfn(e);
+            if ((e & HmmPfn.Write) != 0)
+                entry |= EntryWrite;
+            else if ((range.DefaultFlags & HmmPfn.ReqWrite) != 0)
+                return Errno.EFAULT;
+            var err = _pt.Store((range.Start >> PageShift) + (ulong)i, entry, Gfp.Atomic);
+            if (err != Errno.Ok)
+                return err;
+        }
+        return Errno.Ok;
+    }
+
+    // dmirror_snapshot: one byte per page, never faulting, in 64-page chunks.
+    private Errno Snapshot(ref MirrorCommand cmd)
+    {
+        if (!_mm.MmGetNotZero())
+            return Errno.EINVAL;
+        try
+        {
+            ulong start = cmd.Addr, end = cmd.Addr + (cmd.NPages << PageShift);
+            var perm = new byte[ChunkPages];
+            ulong uptr = cmd.Ptr;
+            for (ulong addr = start; addr < end;)
+            {
+                ulong next = Math.Min(addr + ChunkPages * PageSize, end);
+                var err = SnapshotRange(addr, next, perm);
+                if (err != Errno.Ok)
+                    return err;
+                int n = (int)((next - addr) >> PageShift);
+                if (_kernel.CurrentProcess!.Mm.CopyToUser(uptr, perm.AsSpan(0, n)) != Errno.Ok)
+                    return Errno.EFAULT;
+                cmd.CPages += (ulong)n;
+                uptr += (ulong)n;
+                addr = next;
+            }
+            return Errno.Ok;
+        }
+        finally
+        {
+            _mm.MmPut();
+        }
+    }
+
+    // dmirror_range_snapshot: a temporary notifier over the chunk, then the usual retry loop.
+    private Errno SnapshotRange(ulong start, ulong end, byte[] perm)
+    {
+        var ops = new SnapshotNotifierOps(_mutex);
+        var notifier = new MmuIntervalNotifier(ops);
+        var err = notifier.Insert(_mm, start, end - start);
+        if (err != Errno.Ok)
+            return err;
+        try
+        {
+            var range = new HmmRange(notifier, start, end) { DevPrivateOwner = Device };
+            ulong deadline = _kernel.Clock.Now + RangeTimeoutNs;
+            while (true)
+            {
+                if (_kernel.Clock.Now > deadline)
+                    return Errno.EBUSY;
+                range.NotifierSeq = notifier.ReadBegin();
+                using (_mm.MmapReadLock())
+                    err = Hmm.RangeFault(range);
+                if (err == Errno.EBUSY)
+                    continue;
+                if (err != Errno.Ok)
+                    return err;
+                using (_mutex.Scoped())
+                {
+                    if (notifier.ReadRetry(range.NotifierSeq))
+                        continue;
+                    for (int i = 0; i < range.PageCount; i++)
+                        perm[i] = MakeEntry(range.HmmPfns[i]);
+                    return Errno.Ok;
+                }
+            }
+        }
+        finally
+        {
+            notifier.Remove();
+        }
+    }
+
+    // dmirror_mkentry.
+    private static byte MakeEntry(ulong e)
+    {
+        if ((e & HmmPfn.Error) != 0)
+            return SnapshotProt.Error;
+        if ((e & HmmPfn.Valid) == 0)
+            return SnapshotProt.None;
+        byte b = HmmPfn.ToPfn(e) == PhysicalMemory.ZeroPfn ? SnapshotProt.Zero : SnapshotProt.None;
+        b |= (e & HmmPfn.Write) != 0 ? SnapshotProt.Write : SnapshotProt.Read;
+        int order = HmmPfn.MapOrder(e);
+        if (order == 9)
+            b |= SnapshotProt.Pmd;
+        else if (order == 18)
+            b |= SnapshotProt.Pud;
+        return b;
+    }
+
+    /// <summary>The temporary snapshot notifier's callback (dmirror_snapshot_invalidate): only publishes the sequence.</summary>
+    private sealed class SnapshotNotifierOps(KMutex mutex) : IMmuIntervalNotifierOps
+    {
+        public bool Invalidate(MmuIntervalNotifier notifier, in MmuNotifierRange range, ulong curSeq)
+        {
+            if (!range.Blockable)
+            {
+                if (!mutex.TryLock())
+                    return false;
+            }
+            else
+            {
+                mutex.Lock();
+            }
+            notifier.SetSeq(curSeq);
+            mutex.Unlock();
+            return true;
+        }
+    }
+
+    /// <inheritdoc />
+    public override string ToString() => $"{Device} file (mm {_mm.Id})";
+}

@@ -1,0 +1,20 @@
+namespace HmmEmu.Mirror;
+
+/// <summary>The mirror device's ioctl requests (HMM_DMIRROR_*), with the kernel's numbers.</summary>
+public enum MirrorIoctl : uint
+{
+    /// <summary>HMM_DMIRROR_READ: the device reads <c>npages</c> at <c>addr</c> into the buffer at <c>ptr</c>, faulting as needed.</summary>
+    Read = 0xC0284800,
+
+    /// <summary>HMM_DMIRROR_WRITE: the device writes the buffer at <c>ptr</c> to <c>npages</c> at <c>addr</c>, write-faulting as needed.</summary>
+    Write = 0xC0284801,
+
+    /// <summary>HMM_DMIRROR_MIGRATE_TO_DEV: not available until device memory exists (returns EINVAL).</summary>
+    MigrateToDevice = 0xC0284802,
+
+    /// <summary>HMM_DMIRROR_MIGRATE_TO_SYS: not available until device memory exists (returns EINVAL).</summary>
+    MigrateToSystem = 0xC0284803,
+
+    /// <summary>HMM_DMIRROR_SNAPSHOT: one byte per page describing the CPU mapping, without faulting.</summary>
+    Snapshot = 0xC0284804,
+}

@@ -1,0 +1,313 @@
+using HmmEmu.Kernel;
+using HmmEmu.Kernel.Vm;
+using HmmEmu.Mirror;
+using static HmmEmu.Testing.Selftests.SelftestContext;
+
+namespace HmmEmu.Testing.Selftests;
+
+/// <summary>
+/// The port of tools/testing/selftests/mm/hmm-tests.c: the tests that need no device memory and no huge pages,
+/// with the kernel's names and assertions. Each runs once per fixture variant; the device-coherent variants skip,
+/// as on a kernel whose test module was loaded without coherent memory.
+/// </summary>
+public static class HmmSelftests
+{
+    private const string CoherentSkip = "DEVICE_COHERENT not available";
+
+    /// <summary>Every ported case, in the order the kernel's harness runs them.</summary>
+    public static IReadOnlyList<HmmSelftest> All { get; } = Build();
+
+    private static List<HmmSelftest> Build()
+    {
+        (string Name, Action<SelftestContext> Body)[] hmm =
+        [
+            ("open_close", _ => { }),
+            ("anon_read", AnonRead),
+            ("anon_read_prot", AnonReadProt),
+            ("anon_write", AnonWrite),
+            ("anon_write_prot", AnonWriteProt),
+            ("anon_write_child", AnonWriteChild),
+            ("anon_write_child_shared", AnonWriteChildShared),
+            ("file_read", FileRead),
+            ("file_write", FileWrite),
+            ("anon_read_multiple", AnonReadMultiple),
+            ("anon_teardown", AnonTeardown),
+        ];
+        (string Name, Action<SelftestContext> Body)[] hmm2 =
+        [
+            ("snapshot", Snapshot),
+            ("double_map", DoubleMap),
+        ];
+        var all = new List<HmmSelftest>();
+        foreach (var variant in new[] { "hmm_device_private", "hmm_device_coherent" })
+        {
+            string? skip = variant == "hmm_device_coherent" ? CoherentSkip : null;
+            foreach (var (name, body) in hmm)
+                all.Add(new HmmSelftest("hmm", variant, name, body, skip));
+        }
+        foreach (var variant in new[] { "hmm2_device_private", "hmm2_device_coherent" })
+        {
+            string? skip = variant == "hmm2_device_coherent" ? CoherentSkip : null;
+            foreach (var (name, body) in hmm2)
+                all.Add(new HmmSelftest("hmm2", variant, name, body, skip));
+        }
+        return all;
+    }
+
+    private static (HmmBuffer Buffer, ulong NPages, int Ints) Std(SelftestContext t, ulong? mirrorBytes = null)
+    {
+        ulong npages = ((HmmBufferSize + t.PageSize - 1) & ~(t.PageSize - 1)) >> t.PageShift;
+        AssertNe(0UL, npages, "npages");
+        ulong size = npages << t.PageShift;
+        return (t.AllocBuffer(size, mirrorBytes), npages, (int)(size / sizeof(int)));
+    }
+
+    private static void MapStd(SelftestContext t, HmmBuffer b, Prot prot, MapFlags flags)
+    {
+        b.Ptr = t.Mmap(b.Size, prot, flags, out var err, b.File);
+        AssertEq(Errno.Ok, err, "mmap");
+        AssertNe(0UL, b.Ptr, "buffer->ptr (MAP_FAILED)");
+    }
+
+    private static void AssertCmd(SelftestContext t, int ret, HmmBuffer b, ulong npages, ulong faults)
+    {
+        AssertEq(0, ret, "ret");
+        AssertEq(npages, b.CPages, "buffer->cpages");
+        AssertEq(faults, b.Faults, "buffer->faults");
+    }
+
+    // Read private anonymous memory: zero page, none and real pages alike reach the device.
+    private static void AnonRead(SelftestContext t)
+    {
+        var (b, npages, n) = Std(t);
+        MapStd(t, b, Prot.ReadWrite, MapFlags.PrivateAnonymous);
+        int skip = (int)(2 * t.PageSize / sizeof(int));
+        t.WriteInts(b.Ptr + 2 * t.PageSize, n - skip, i => i + skip);
+        AssertEq(Errno.Ok, t.Process.Mm.Mprotect(b.Ptr, b.Size, Prot.Read), "mprotect");
+        AssertEq(0, t.ReadInts(b.Ptr + t.PageSize, 1)[0], "val");
+        int ret = t.DmirrorCmd(t.Fd, MirrorIoctl.Read, b, npages);
+        AssertCmd(t, ret, b, npages, 1);
+        AssertInts(t.ReadInts(b.Mirror, n), i => i < skip ? 0 : i, "mirror");
+        t.Free(b);
+    }
+
+    // Reading PROT_NONE memory fails with EFAULT and leaves the mirror alone.
+    private static void AnonReadProt(SelftestContext t)
+    {
+        var (b, npages, n) = Std(t);
+        MapStd(t, b, Prot.ReadWrite, MapFlags.PrivateAnonymous);
+        t.WriteInts(b.Ptr, n, i => i);
+        t.WriteInts(b.Mirror, n, i => -i);
+        AssertEq(Errno.Ok, t.Process.Mm.Mprotect(b.Ptr, b.Size, Prot.None), "mprotect");
+        int ret = t.DmirrorCmd(t.Fd, MirrorIoctl.Read, b, npages);
+        AssertEq(-(int)Errno.EFAULT, ret, "ret");
+        AssertEq(Errno.Ok, t.Process.Mm.Mprotect(b.Ptr, b.Size, Prot.Read), "mprotect");
+        AssertInts(t.ReadInts(b.Ptr, n), i => i, "ptr");
+        AssertInts(t.ReadInts(b.Mirror, n), i => -i, "mirror");
+        t.Free(b);
+    }
+
+    // Device writes to never-touched anonymous memory.
+    private static void AnonWrite(SelftestContext t)
+    {
+        var (b, npages, n) = Std(t);
+        MapStd(t, b, Prot.ReadWrite, MapFlags.PrivateAnonymous);
+        t.WriteInts(b.Mirror, n, i => i);
+        int ret = t.DmirrorCmd(t.Fd, MirrorIoctl.Write, b, npages);
+        AssertCmd(t, ret, b, npages, 1);
+        AssertInts(t.ReadInts(b.Ptr, n), i => i, "ptr");
+        t.Free(b);
+    }
+
+    // A device write to read-only memory fails with EPERM until mprotect allows it.
+    private static void AnonWriteProt(SelftestContext t)
+    {
+        var (b, npages, n) = Std(t);
+        MapStd(t, b, Prot.Read, MapFlags.PrivateAnonymous);
+        int ret = t.DmirrorCmd(t.Fd, MirrorIoctl.Read, b, 1);
+        AssertCmd(t, ret, b, 1, 1);
+        t.WriteInts(b.Mirror, n, i => i);
+        ret = t.DmirrorCmd(t.Fd, MirrorIoctl.Write, b, npages);
+        AssertEq(-(int)Errno.EPERM, ret, "ret");
+        AssertInts(t.ReadInts(b.Ptr, n), _ => 0, "ptr");
+        AssertEq(Errno.Ok, t.Process.Mm.Mprotect(b.Ptr, b.Size, Prot.ReadWrite), "mprotect");
+        ret = t.DmirrorCmd(t.Fd, MirrorIoctl.Write, b, npages);
+        AssertCmd(t, ret, b, npages, 1);
+        AssertInts(t.ReadInts(b.Ptr, n), i => i, "ptr");
+        t.Free(b);
+    }
+
+    // After fork, a device write in the child breaks COW in the child only.
+    private static void AnonWriteChild(SelftestContext t)
+    {
+        var (b, npages, n) = Std(t);
+        MapStd(t, b, Prot.ReadWrite, MapFlags.PrivateAnonymous);
+        t.WriteInts(b.Ptr, n, i => i);
+        t.WriteInts(b.Mirror, n, i => -i);
+        bool exited = t.ForkAndWait(c =>
+        {
+            AssertInts(c.ReadInts(b.Ptr, n), i => i, "ptr");
+            AssertInts(c.ReadInts(b.Mirror, n), i => -i, "mirror");
+            var childFd = c.Open(0);
+            int ret = c.DmirrorCmd(childFd, MirrorIoctl.Write, b, npages);
+            AssertCmd(c, ret, b, npages, 1);
+            AssertInts(c.ReadInts(b.Ptr, n), i => -i, "ptr");
+            childFd.Close();
+        });
+        AssertEq(true, exited, $"WIFEXITED(ret){(t.ChildFailure is null ? "" : " (child: " + t.ChildFailure.Message + ")")}");
+        AssertInts(t.ReadInts(b.Ptr, n), i => i, "ptr");
+        t.Free(b);
+    }
+
+    // With a shared mapping, the child's device write is visible to the parent.
+    private static void AnonWriteChildShared(SelftestContext t)
+    {
+        var (b, npages, n) = Std(t);
+        MapStd(t, b, Prot.ReadWrite, MapFlags.SharedAnonymous);
+        t.WriteInts(b.Ptr, n, i => i);
+        t.WriteInts(b.Mirror, n, i => -i);
+        bool exited = t.ForkAndWait(c =>
+        {
+            AssertInts(c.ReadInts(b.Ptr, n), i => i, "ptr");
+            AssertInts(c.ReadInts(b.Mirror, n), i => -i, "mirror");
+            var childFd = c.Open(0);
+            int ret = c.DmirrorCmd(childFd, MirrorIoctl.Write, b, npages);
+            AssertCmd(c, ret, b, npages, 1);
+            AssertInts(c.ReadInts(b.Ptr, n), i => -i, "ptr");
+            childFd.Close();
+        });
+        AssertEq(true, exited, $"WIFEXITED(ret){(t.ChildFailure is null ? "" : " (child: " + t.ChildFailure.Message + ")")}");
+        AssertInts(t.ReadInts(b.Ptr, n), i => -i, "ptr");
+        t.Free(b);
+    }
+
+    // The device reads a shared, read-only file mapping.
+    private static void FileRead(SelftestContext t)
+    {
+        var (b, npages, n) = Std(t);
+        b.File = t.CreateFile(b.Size);
+        t.WriteInts(b.Mirror, n, i => i);
+        var data = t.ReadBytes(b.Mirror, (int)b.Size);
+        AssertEq(Errno.Ok, b.File.Write(data, 0), "pwrite");
+        t.WriteInts(b.Mirror, n, _ => 0);
+        MapStd(t, b, Prot.Read, MapFlags.Shared);
+        int ret = t.DmirrorCmd(t.Fd, MirrorIoctl.Read, b, npages);
+        AssertCmd(t, ret, b, npages, 1);
+        AssertInts(t.ReadInts(b.Mirror, n), i => i, "mirror");
+        t.Free(b);
+    }
+
+    // The device writes a shared file mapping and the data reaches the file.
+    private static void FileWrite(SelftestContext t)
+    {
+        var (b, npages, n) = Std(t);
+        b.File = t.CreateFile(b.Size);
+        MapStd(t, b, Prot.ReadWrite, MapFlags.Shared);
+        t.WriteInts(b.Mirror, n, i => i);
+        int ret = t.DmirrorCmd(t.Fd, MirrorIoctl.Write, b, npages);
+        AssertCmd(t, ret, b, npages, 1);
+        AssertInts(t.ReadInts(b.Ptr, n), i => i, "ptr");
+        var back = new byte[b.Size];
+        AssertEq(Errno.Ok, b.File.Read(back, 0, out int len), "pread");
+        AssertEq((int)b.Size, len, "len");
+        AssertInts(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, int>(back).ToArray(), i => i, "mirror");
+        t.Free(b);
+    }
+
+    // Ten rounds of fresh mappings read by the device.
+    private static void AnonReadMultiple(SelftestContext t)
+    {
+        for (int c = 0; c < NTimes; c++)
+        {
+            var (b, npages, n) = Std(t);
+            MapStd(t, b, Prot.ReadWrite, MapFlags.PrivateAnonymous);
+            int round = c;
+            t.WriteInts(b.Ptr, n, i => i + round);
+            int ret = t.DmirrorCmd(t.Fd, MirrorIoctl.Read, b, npages);
+            AssertCmd(t, ret, b, npages, 1);
+            AssertInts(t.ReadInts(b.Mirror, n), i => i + round, "mirror");
+            t.Free(b);
+        }
+    }
+
+    // A device read racing a munmap of half the buffer: either all data, or an error.
+    private static void AnonTeardown(SelftestContext t)
+    {
+        for (int c = 0; c < NTimes; c++)
+        {
+            var (b, npages, n) = Std(t);
+            MapStd(t, b, Prot.ReadWrite, MapFlags.PrivateAnonymous);
+            int round = c;
+            t.WriteInts(b.Ptr, n, i => i + round);
+            ulong upper = b.Ptr + b.Size / 2;
+            ulong sleepNs = t.Random.NextUInt64() % 32000;
+            var thread = t.StartThread("unmap_buffer", () =>
+            {
+                t.Kernel.Scheduler.Sleep(sleepNs);
+                t.Process.Mm.Munmap(upper, b.Size / 2);
+                b.Ptr = 0;
+            });
+            int ret = t.DmirrorCmd(t.Fd, MirrorIoctl.Read, b, npages);
+            if (ret == 0)
+            {
+                AssertEq(npages, b.CPages, "buffer->cpages");
+                AssertEq(1UL, b.Faults, "buffer->faults");
+                AssertInts(t.ReadInts(b.Mirror, n), i => i + round, "mirror");
+            }
+            thread.Join();
+            t.Free(b);
+        }
+    }
+
+    // Snapshot codes for a hole, PROT_NONE, zero page, read-only and writable pages (the parts that need no migration).
+    private static void Snapshot(SelftestContext t)
+    {
+        const ulong npages = 7;
+        ulong ps = t.PageSize;
+        var b = t.AllocBuffer(npages * ps, npages);
+        b.Ptr = t.Mmap(b.Size, Prot.None, MapFlags.PrivateAnonymous, out var err);
+        AssertEq(Errno.Ok, err, "mmap");
+        var mm = t.Process.Mm;
+        ulong p = b.Ptr;
+        AssertEq(Errno.Ok, mm.Munmap(p + ps, ps), "munmap");
+        AssertEq(Errno.Ok, mm.Mprotect(p + 2 * ps, ps, Prot.Read), "mprotect");
+        int val = t.ReadInts(p + 2 * ps, 1)[0] + 3;
+        AssertEq(3, val, "val");
+        AssertEq(Errno.Ok, mm.Mprotect(p + 3 * ps, ps, Prot.ReadWrite), "mprotect");
+        t.WriteInts(p + 3 * ps, 1, _ => val);
+        AssertEq(Errno.Ok, mm.Mprotect(p + 3 * ps, ps, Prot.Read), "mprotect");
+        AssertEq(Errno.Ok, mm.Mprotect(p + 4 * ps, 3 * ps, Prot.ReadWrite), "mprotect");
+        t.WriteInts(p + 4 * ps, 1, _ => val);
+        // Pages 5 and 6 would be migrated to device 0 and 1 here; without device memory they stay untouched.
+        int ret = t.DmirrorCmd(t.Fd, MirrorIoctl.Snapshot, b, npages);
+        AssertEq(0, ret, "ret");
+        AssertEq(npages, b.CPages, "buffer->cpages");
+        var m = t.ReadBytes(b.Mirror, (int)npages);
+        AssertEq(SnapshotProt.Error, m[0], "m[0]");
+        AssertEq(SnapshotProt.Error, m[1], "m[1]");
+        AssertEq((byte)(SnapshotProt.Zero | SnapshotProt.Read), m[2], "m[2]");
+        AssertEq(SnapshotProt.Read, m[3], "m[3]");
+        AssertEq(SnapshotProt.Write, m[4], "m[4]");
+        AssertEq(SnapshotProt.None, m[5], "m[5]");
+        AssertEq(SnapshotProt.None, m[6], "m[6]");
+        t.Free(b);
+    }
+
+    // Two devices mirror the same read-only pages (the parts that need no migration).
+    private static void DoubleMap(SelftestContext t)
+    {
+        const ulong npages = 6;
+        var b = t.AllocBuffer(npages * t.PageSize);
+        int n = (int)(b.Size / sizeof(int));
+        MapStd(t, b, Prot.ReadWrite, MapFlags.PrivateAnonymous);
+        t.WriteInts(b.Ptr, n, i => i);
+        AssertEq(Errno.Ok, t.Process.Mm.Mprotect(b.Ptr, b.Size, Prot.Read), "mprotect");
+        int ret = t.DmirrorCmd(t.Fd, MirrorIoctl.Read, b, npages);
+        AssertCmd(t, ret, b, npages, 1);
+        AssertInts(t.ReadInts(b.Mirror, n), i => i, "mirror");
+        ret = t.DmirrorCmd(t.Fd1!, MirrorIoctl.Read, b, npages);
+        AssertCmd(t, ret, b, npages, 1);
+        AssertInts(t.ReadInts(b.Mirror, n), i => i, "mirror");
+        t.Free(b);
+    }
+}
