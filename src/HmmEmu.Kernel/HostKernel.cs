@@ -19,6 +19,7 @@ public sealed class HostKernel : IDisposable
     private readonly List<Process> _processes = [];
     private int _nextPid = 1;
     private int _nextFileId = 1;
+    private int _nextMmId;
     private bool _disposed;
 
     /// <summary>Boots a kernel with the given options (or the defaults).</summary>
@@ -98,6 +99,8 @@ public sealed class HostKernel : IDisposable
         lock (_lock) id = _nextFileId++;
         return new SimFile(this, id, name, shmem: true);
     }
+
+    internal int AllocateMmId() => Interlocked.Increment(ref _nextMmId);
 
     internal Process Fork(Process parent, Mm childMm)
     {

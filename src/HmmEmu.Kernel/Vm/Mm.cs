@@ -28,7 +28,6 @@ public sealed partial class Mm
     private const ulong PageMask = PhysicalMemory.PageMask;
 
     private static readonly TraceEventType s_faultEvent = new("mm", "fault", "mm", "addr", "flags");
-    private static int s_nextId;
 
     private readonly List<Vma> _vmas = [];
     private readonly Lock _activeLock = new();
@@ -40,7 +39,7 @@ public sealed partial class Mm
     internal Mm(HostKernel kernel)
     {
         Kernel = kernel;
-        Id = Interlocked.Increment(ref s_nextId);
+        Id = kernel.AllocateMmId();
         MmapLock = new KRwSemaphore(kernel, "mm.mmap_lock");
         PageTableLock = new KSpinLock(kernel, "mm.page_table_lock");
         Subscriptions = new MmuNotifierSubscriptions(this);
@@ -49,7 +48,7 @@ public sealed partial class Mm
     /// <summary>The kernel this address space belongs to.</summary>
     public HostKernel Kernel { get; }
 
-    /// <summary>An identifier unique within the process (for traces and messages).</summary>
+    /// <summary>An identifier unique within the kernel (for traces and messages).</summary>
     public int Id { get; }
 
     /// <summary>mmap_lock: read to look up VMAs or fault, write to change VMAs.</summary>
