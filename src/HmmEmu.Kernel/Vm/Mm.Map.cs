@@ -72,7 +72,10 @@ public sealed partial class Mm
                 backing = null;
             }
             var vma = new Vma(this, addr, addr + len, vmFlags, backing, pgoff);
-            InsertVma(vma);
+            if (backing is null)
+                InsertOrMergeAnonymous(vma);
+            else
+                InsertVma(vma);
         }
         mapped = addr;
         return Errno.Ok;
@@ -359,6 +362,34 @@ public sealed partial class Mm
         {
             using (f.MmapSem.ScopedWrite())
                 f.AddMapping(vma);
+        }
+    }
+
+    // vma_merge for the common case: a new private anonymous area next to ones with the same flags grows them.
+    private void InsertOrMergeAnonymous(Vma vma)
+    {
+        int i = FindIndex(vma.Start);
+        var prev = i > 0 ? _vmas[i - 1] : null;
+        var next = i < _vmas.Count ? _vmas[i] : null;
+        bool mergePrev = prev is { File: null } && prev.End == vma.Start && prev.Flags == vma.Flags;
+        bool mergeNext = next is { File: null } && next.Start == vma.End && next.Flags == vma.Flags;
+        if (mergePrev && mergeNext)
+        {
+            prev!.End = next!.End;
+            prev.HasAnonPages |= next.HasAnonPages;
+            _vmas.RemoveAt(i);
+        }
+        else if (mergePrev)
+        {
+            prev!.End = vma.End;
+        }
+        else if (mergeNext)
+        {
+            next!.Start = vma.Start;
+        }
+        else
+        {
+            _vmas.Insert(i, vma);
         }
     }
 
