@@ -106,15 +106,8 @@ public sealed class MirrorFile : IMmuIntervalNotifierOps
     {
         if (range.Event == NotifierEvent.Migrate && ReferenceEquals(range.Owner, Device))
             return true;                       // our own migration: it updates the table itself
-        if (!range.Blockable)
-        {
-            if (!_mutex.TryLock())
-                return false;
-        }
-        else
-        {
-            _mutex.Lock();
-        }
+        if (!LockForInvalidate(_mutex, range))
+            return false;
         try
         {
             notifier.SetSeq(curSeq);
@@ -128,46 +121,40 @@ public sealed class MirrorFile : IMmuIntervalNotifierOps
         return true;
     }
 
+    // dmirror_read: copy from the device page table, faulting missing pages in rounds; copy out only on success.
     private Errno DeviceRead(ref MirrorCommand cmd)
     {
-        ulong start = cmd.Addr, end = cmd.Addr + (cmd.NPages << PageShift);
-        var bounce = new byte[(int)(end - start)];
-        ulong copied = 0;
-        Errno err;
-        while (true)
-        {
-            using (_mutex.Scoped())
-                err = CopyPages(start, end, bounce, ref copied, write: false);
-            if (err != Errno.ENOENT)
-                break;
-            start = cmd.Addr + (copied << PageShift);
-            err = Fault(start, end, write: false);
-            if (err != Errno.Ok)
-                break;
-            cmd.Faults++;
-        }
-        if (err == Errno.Ok && _mm.Kernel.CurrentProcess!.Mm.CopyToUser(cmd.Ptr, bounce) != Errno.Ok)
+        var bounce = new byte[(int)(cmd.NPages << PageShift)];
+        var err = TransferWithFaults(ref cmd, bounce, write: false);
+        if (err == Errno.Ok && _kernel.CurrentProcess!.Mm.CopyToUser(cmd.Ptr, bounce) != Errno.Ok)
             err = Errno.EFAULT;
-        cmd.CPages = copied;
         return err;
     }
 
+    // dmirror_write: copy the caller's buffer in first, then write it through the device page table.
     private Errno DeviceWrite(ref MirrorCommand cmd)
     {
-        ulong start = cmd.Addr, end = cmd.Addr + (cmd.NPages << PageShift);
-        var bounce = new byte[(int)(end - start)];
+        var bounce = new byte[(int)(cmd.NPages << PageShift)];
         if (_kernel.CurrentProcess!.Mm.CopyFromUser(cmd.Ptr, bounce) != Errno.Ok)
             return Errno.EFAULT;
+        return TransferWithFaults(ref cmd, bounce, write: true);
+    }
+
+    // The loop shared by read and write: try the whole range under the mutex; on a missing (or, for writes,
+    // read-only) entry fault from that page to the end and count one fault round.
+    private Errno TransferWithFaults(ref MirrorCommand cmd, byte[] bounce, bool write)
+    {
+        ulong start = cmd.Addr, end = cmd.Addr + (cmd.NPages << PageShift);
         ulong copied = 0;
         Errno err;
         while (true)
         {
             using (_mutex.Scoped())
-                err = CopyPages(start, end, bounce, ref copied, write: true);
+                err = CopyPages(start, end, bounce, ref copied, write);
             if (err != Errno.ENOENT)
                 break;
             start = cmd.Addr + (copied << PageShift);
-            err = Fault(start, end, write: true);
+            err = Fault(start, end, write);
             if (err != Errno.Ok)
                 break;
             cmd.Faults++;
@@ -351,6 +338,18 @@ public sealed class MirrorFile : IMmuIntervalNotifierOps
         }
     }
 
+    // Takes the mutex in an invalidate callback: may sleep only if the range is blockable. Returns false if it
+    // would have to sleep in a non-blockable one.
+    private static bool LockForInvalidate(KMutex mutex, in MmuNotifierRange range)
+    {
+        if (range.Blockable)
+        {
+            mutex.Lock();
+            return true;
+        }
+        return mutex.TryLock();
+    }
+
     // dmirror_mkentry.
     private static byte MakeEntry(ulong e)
     {
@@ -373,15 +372,8 @@ public sealed class MirrorFile : IMmuIntervalNotifierOps
     {
         public bool Invalidate(MmuIntervalNotifier notifier, in MmuNotifierRange range, ulong curSeq)
         {
-            if (!range.Blockable)
-            {
-                if (!mutex.TryLock())
-                    return false;
-            }
-            else
-            {
-                mutex.Lock();
-            }
+            if (!LockForInvalidate(mutex, range))
+                return false;
             notifier.SetSeq(curSeq);
             mutex.Unlock();
             return true;

@@ -129,18 +129,7 @@ internal sealed class MmuNotifierSubscriptions
     public Errno Invalidate(in MmuNotifierRange range)
     {
         var task = TaskContext.For(_kernel);
-        IntervalTree<MmuIntervalNotifier>.Snapshot snap;
-        int idx;
-        ulong curSeq;
-        lock (_lock)
-        {
-            _activeRanges++;
-            snap = _itree.Current;
-            idx = snap.First(range.Start, range.End - 1);
-            if (idx >= 0)
-                _invalidateSeq |= 1;
-            curSeq = _invalidateSeq;
-        }
+        var snap = StartRange(range.Start, range.End - 1, out int idx, out ulong curSeq);
         _kernel.Trace.Record(s_invStart, ((ulong)_mm.Id << 8) | (ulong)range.Event, range.Start, range.End);
         for (; idx >= 0; idx = snap.Next(idx, range.Start, range.End - 1))
         {
@@ -165,18 +154,7 @@ internal sealed class MmuNotifierSubscriptions
     {
         var range = new MmuNotifierRange(_mm, NotifierEvent.Release, 0, ulong.MaxValue);
         var task = TaskContext.For(_kernel);
-        IntervalTree<MmuIntervalNotifier>.Snapshot snap;
-        int idx;
-        ulong curSeq;
-        lock (_lock)
-        {
-            _activeRanges++;
-            snap = _itree.Current;
-            idx = snap.First(0, ulong.MaxValue);
-            if (idx >= 0)
-                _invalidateSeq |= 1;
-            curSeq = _invalidateSeq;
-        }
+        var snap = StartRange(0, ulong.MaxValue, out int idx, out ulong curSeq);
         for (; idx >= 0; idx = snap.Next(idx, 0, ulong.MaxValue))
         {
             var sub = snap.Entries[idx].Item;
@@ -184,6 +162,22 @@ internal sealed class MmuNotifierSubscriptions
                 _kernel.Warn($"The invalidate callback of {sub} returned false for MMU_NOTIFY_RELEASE, which must always succeed.");
         }
         InvalidateEnd();
+    }
+
+    // mn_itree_inv_start_range: counts the invalidation as running, makes the sequence odd if a notifier overlaps
+    // [start, last], and returns the tree to iterate (removals are deferred while it runs, so it stays valid).
+    private IntervalTree<MmuIntervalNotifier>.Snapshot StartRange(ulong start, ulong last, out int first, out ulong curSeq)
+    {
+        lock (_lock)
+        {
+            _activeRanges++;
+            var snap = _itree.Current;
+            first = snap.First(start, last);
+            if (first >= 0)
+                _invalidateSeq |= 1;
+            curSeq = _invalidateSeq;
+            return snap;
+        }
     }
 
     /// <summary>mn_itree_inv_end: the last running invalidation makes the sequence even and applies deferred changes.</summary>
