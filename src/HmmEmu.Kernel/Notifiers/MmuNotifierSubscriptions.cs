@@ -131,22 +131,32 @@ internal sealed class MmuNotifierSubscriptions
         var task = TaskContext.For(_kernel);
         var snap = StartRange(range.Start, range.End - 1, out int idx, out ulong curSeq);
         _kernel.Trace.Record(s_invStart, ((ulong)_mm.Id << 8) | (ulong)range.Event, range.Start, range.End);
-        for (; idx >= 0; idx = snap.Next(idx, range.Start, range.End - 1))
+        try
         {
-            var sub = snap.Entries[idx].Item;
-            bool ok = CallInvalidate(task, sub, range, curSeq);
-            if (ok)
-                continue;
-            if (range.Blockable)
+            for (; idx >= 0; idx = snap.Next(idx, range.Start, range.End - 1))
             {
-                _kernel.Warn($"The invalidate callback of {sub} returned false for a blockable range {range}. " +
-                    "Only a non-blockable range may be refused; a blockable one must be waited for.");
-                continue;
+                var sub = snap.Entries[idx].Item;
+                bool ok = CallInvalidate(task, sub, range, curSeq);
+                if (ok)
+                    continue;
+                if (range.Blockable)
+                {
+                    _kernel.Warn($"The invalidate callback of {sub} returned false for a blockable range {range}. " +
+                        "Only a non-blockable range may be refused; a blockable one must be waited for.");
+                    continue;
+                }
+                InvalidateEnd();
+                return Errno.EAGAIN;
             }
-            InvalidateEnd();
-            return Errno.EAGAIN;
+            return Errno.Ok;
         }
-        return Errno.Ok;
+        catch
+        {
+            // A callback threw (a driver bug or a rule violation it made): end this invalidation so the sequence
+            // can become even again and nobody waits for it forever, then let the failure surface.
+            InvalidateEnd();
+            throw;
+        }
     }
 
     /// <summary>Sends MMU_NOTIFY_RELEASE for the whole address space (mn_itree_release).</summary>

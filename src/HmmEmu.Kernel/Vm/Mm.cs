@@ -209,6 +209,11 @@ public sealed partial class Mm
         {
             Subscriptions.Invalidate(range);
         }
+        catch
+        {
+            RemoveActive(start, end);
+            throw;
+        }
         finally
         {
             Kernel.Lockdep.MapRelease(task, Kernel.Lockdep.InvalidateRangeStart);
@@ -231,6 +236,11 @@ public sealed partial class Mm
         try
         {
             err = Subscriptions.Invalidate(range);
+        }
+        catch
+        {
+            RemoveActive(start, end);
+            throw;
         }
         finally
         {
