@@ -75,10 +75,10 @@ public sealed class Process
     }
 
     /// <summary>Reads bytes as this process's CPU. Throws <see cref="SegmentationFaultException"/> on SIGSEGV/SIGBUS.</summary>
-    public void ReadBytes(ulong addr, Span<byte> destination) => Check(addr, false, Mm.Access(addr, destination, default, write: false, out var r), r);
+    public void ReadBytes(ulong addr, Span<byte> destination) => Check(false, Mm.Access(addr, destination, default, write: false, out var r, out ulong at), r, at);
 
     /// <summary>Writes bytes as this process's CPU. Throws <see cref="SegmentationFaultException"/> on SIGSEGV/SIGBUS.</summary>
-    public void WriteBytes(ulong addr, ReadOnlySpan<byte> source) => Check(addr, true, Mm.Access(addr, default, source, write: true, out var r), r);
+    public void WriteBytes(ulong addr, ReadOnlySpan<byte> source) => Check(true, Mm.Access(addr, default, source, write: true, out var r, out ulong at), r, at);
 
     /// <summary>Reads a little-endian 32-bit integer.</summary>
     public int ReadInt32(ulong addr)
@@ -102,11 +102,11 @@ public sealed class Process
         var err = Mm.AtomicAdd64(addr, value, out long old);
         if (err == Errno.EINVAL)
             throw new ArgumentException($"Atomic access at 0x{addr:x} is not 8-byte aligned.", nameof(addr));
-        Check(addr, true, err, err == Errno.Ok ? VmFaultResult.Ok : VmFaultResult.SigSegv);
+        Check(true, err, err == Errno.Ok ? VmFaultResult.Ok : VmFaultResult.SigSegv, addr);
         return old;
     }
 
-    private static void Check(ulong addr, bool write, Errno err, VmFaultResult outcome)
+    private static void Check(bool write, Errno err, VmFaultResult outcome, ulong addr)
     {
         if (err == Errno.Ok)
             return;

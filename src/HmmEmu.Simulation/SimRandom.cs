@@ -30,7 +30,8 @@ public sealed class SimRandom
     public SimRandom Fork(string component)
     {
         ArgumentNullException.ThrowIfNull(component);
-        return new SimRandom(Seed ^ StableHash.Of(component));
+        // Folded, not XORed: an XOR would cancel when the same name is forked twice in a row.
+        return new SimRandom(StableHash.Fold(StableHash.Fold(StableHash.Empty, Seed), StableHash.Of(component)));
     }
 
     /// <summary>Returns the next 64 random bits.</summary>

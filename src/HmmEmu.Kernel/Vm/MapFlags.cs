@@ -4,7 +4,7 @@ namespace HmmEmu.Kernel.Vm;
 [Flags]
 public enum MapFlags
 {
-    /// <summary>No flags (invalid on its own: exactly one of Shared or Private is required).</summary>
+    /// <summary>No flags (invalid on its own: one of Shared, Private or SharedValidate is required).</summary>
     None = 0,
 
     /// <summary>MAP_SHARED: writes are visible to every mapping of the same object and survive fork as shared.</summary>
@@ -12,6 +12,9 @@ public enum MapFlags
 
     /// <summary>MAP_PRIVATE: copy-on-write mapping.</summary>
     Private = 0x02,
+
+    /// <summary>MAP_SHARED_VALIDATE: a shared mapping whose flags the kernel validates (this kernel knows them all).</summary>
+    SharedValidate = Shared | Private,
 
     /// <summary>MAP_FIXED: place the mapping exactly at the hint, replacing what was there.</summary>
     Fixed = 0x10,

@@ -198,24 +198,26 @@ public sealed partial class Mm
     /// address space through the software MMU, faulting pages in as needed. EFAULT where the access would raise
     /// SIGSEGV or SIGBUS (bytes before that point are copied); ENOMEM if a fault ran out of memory. May sleep.
     /// </summary>
-    public Errno CopyFromUser(ulong addr, Span<byte> destination) => Access(addr, destination, default, write: false, out _);
+    public Errno CopyFromUser(ulong addr, Span<byte> destination) => Access(addr, destination, default, write: false, out _, out _);
 
     /// <summary>copy_to_user: the CPU writes <paramref name="source"/> at <paramref name="addr"/>; see <see cref="CopyFromUser"/>.</summary>
-    public Errno CopyToUser(ulong addr, ReadOnlySpan<byte> source) => Access(addr, default, source, write: true, out _);
+    public Errno CopyToUser(ulong addr, ReadOnlySpan<byte> source) => Access(addr, default, source, write: true, out _, out _);
 
     /// <summary>
     /// A CPU access as a user thread performs it: like <see cref="CopyFromUser"/>/<see cref="CopyToUser"/> but also
-    /// reports which fault outcome stopped it.
+    /// reports which fault outcome stopped it and at which address (the whole range's end on success).
     /// </summary>
-    public Errno Access(ulong addr, Span<byte> destination, ReadOnlySpan<byte> source, bool write, out VmFaultResult outcome)
+    public Errno Access(ulong addr, Span<byte> destination, ReadOnlySpan<byte> source, bool write, out VmFaultResult outcome, out ulong stoppedAt)
     {
         outcome = VmFaultResult.Ok;
+        stoppedAt = addr;
         int length = write ? source.Length : destination.Length;
         int done = 0;
         var mem = Kernel.Memory;
         while (done < length)
         {
             ulong a = addr + (ulong)done;
+            stoppedAt = a;
             if (a < addr || a >= TaskSize)
             {
                 outcome = VmFaultResult.SigSegv;
@@ -250,6 +252,7 @@ public sealed partial class Mm
             if (outcome != VmFaultResult.Ok)
                 return outcome == VmFaultResult.Oom ? Errno.ENOMEM : Errno.EFAULT;
         }
+        stoppedAt = addr + (ulong)done;
         return Errno.Ok;
     }
 

@@ -20,7 +20,9 @@ public sealed partial class Mm
         if ((offset & ~PageMask) != 0)
             return Errno.EINVAL;
         var type = flags & (MapFlags.Shared | MapFlags.Private);
-        if (type is not (MapFlags.Shared or MapFlags.Private))
+        if (type == (MapFlags.Shared | MapFlags.Private))
+            type = MapFlags.Shared;                 // MAP_SHARED_VALIDATE (0x03): shared, with flags checked
+        if (type == MapFlags.None)
             return Errno.EINVAL;
         bool anonymous = (flags & MapFlags.Anonymous) != 0;
         if (!anonymous && file is null)
@@ -128,8 +130,8 @@ public sealed partial class Mm
             while (i < _vmas.Count && _vmas[i].Start < end)
             {
                 var vma = _vmas[i];
-                if (vma.Start != tmp)
-                    return Errno.ENOMEM;
+                if (vma.Start > tmp)
+                    return Errno.ENOMEM;          // a hole inside the range
                 var newFlags = (vma.Flags & ~VmFlags.AccessFlags) | access;
                 var mayFlags = (VmFlags)((uint)(vma.Flags & (VmFlags.MayRead | VmFlags.MayWrite | VmFlags.MayExec)) >> 4);
                 if ((access & ~mayFlags) != 0)
