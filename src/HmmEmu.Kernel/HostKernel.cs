@@ -29,7 +29,7 @@ public sealed class HostKernel : IDisposable
         Scheduler = Scheduler.Create(Options.Simulation);
         Scheduler.Trace.RetainEvents = Options.RetainTrace;
         Lockdep = new Lockdep { Enabled = Options.Lockdep };
-        Memory = new PhysicalMemory(this, Options.RamBytes);
+        Memory = new PhysicalMemory(this, Options.RamBytes, Options.DevicePages);
         Reclaim = new PageReclaim(this);
         Memory.Reclaimer = Reclaim;
         SystemWorkQueue = new WorkQueue(this, "events");

@@ -11,6 +11,9 @@ public sealed record KernelOptions
     /// <summary>Bytes of system RAM (a whole number of 4 KiB pages). Default 256 MiB.</summary>
     public ulong RamBytes { get; init; } = 256UL << 20;
 
+    /// <summary>How many pfns are set aside for device memory (ZONE_DEVICE) that drivers register. Default 256 Ki pages (1 GiB).</summary>
+    public int DevicePages { get; init; } = 256 * 1024;
+
     /// <summary>Whether the lock checker (ordering, recursion, sleep-in-atomic) runs. On by default.</summary>
     public bool Lockdep { get; init; } = true;
 

@@ -2,6 +2,7 @@ using HmmEmu.Kernel;
 using HmmEmu.Kernel.Collections;
 using HmmEmu.Kernel.Locking;
 using HmmEmu.Kernel.Memory;
+using HmmEmu.Kernel.Migration;
 using HmmEmu.Kernel.Mirroring;
 using HmmEmu.Kernel.Notifiers;
 using HmmEmu.Kernel.Vm;
@@ -93,6 +94,8 @@ public sealed class MirrorFile : IMmuIntervalNotifierOps
             MirrorIoctl.Read => DeviceRead(ref work),
             MirrorIoctl.Write => DeviceWrite(ref work),
             MirrorIoctl.Snapshot => Snapshot(ref work),
+            MirrorIoctl.MigrateToDevice => MigrateToDevice(ref work),
+            MirrorIoctl.MigrateToSystem => MigrateToSystem(ref work),
             _ => Errno.EINVAL,
         };
         if (err != Errno.Ok)
@@ -174,7 +177,7 @@ public sealed class MirrorFile : IMmuIntervalNotifierOps
             ulong entry = _pt.Load(vpn);
             if ((entry & EntryPresent) == 0 || (write && (entry & EntryWrite) == 0))
                 return Errno.ENOENT;
-            var page = mem.PageBytes(entry & EntryPfnMask);
+            var page = mem.PageBytes(Device.BackingPfn(entry & EntryPfnMask));
             var slice = bounce.AsSpan((int)offset, PhysicalMemory.PageSize);
             if (write)
                 slice.CopyTo(page);
@@ -268,6 +271,150 @@ public sealed class MirrorFile : IMmuIntervalNotifierOps
         return Errno.Ok;
     }
 
+    /// <summary>Drops the device's entry for <paramref name="addr"/> (the page went back to system memory). May sleep.</summary>
+    internal void ForgetPage(ulong addr)
+    {
+        using (_mutex.Scoped())
+            _pt.Erase(addr >> PageShift);
+    }
+
+    // dmirror_migrate_to_device: migrate each VMA chunk to device memory, map it on the device, then read the whole
+    // range back through the device page table (ENOENT if any page is not there).
+    private Errno MigrateToDevice(ref MirrorCommand cmd)
+    {
+        ulong start = cmd.Addr, end = cmd.Addr + (cmd.NPages << PageShift);
+        if (!_mm.MmGetNotZero())
+            return Errno.EINVAL;
+        try
+        {
+            using (_mm.MmapReadLock())
+            {
+                for (ulong addr = start; addr < end;)
+                {
+                    var vma = _mm.VmaLookup(addr);
+                    if (vma is null || (vma.Flags & VmFlags.Read) == 0)
+                        return Errno.EINVAL;
+                    ulong next = Math.Min(Math.Min(end, addr + ChunkPages * PageSize), vma.End);
+                    var args = new MigrateVma
+                    {
+                        Vma = vma, Start = addr, End = next, Src = new ulong[ChunkPages], Dst = new ulong[ChunkPages],
+                        PgmapOwner = Device, Flags = MigrateSelect.System,
+                    };
+                    var err = Migrate.VmaSetup(args);
+                    if (err != Errno.Ok)
+                        return err;
+                    AllocAndCopyToDevice(args, vma);
+                    Migrate.VmaPages(args);
+                    MapMigrated(args);
+                    Migrate.VmaFinalize(args);
+                    addr = next;
+                }
+            }
+        }
+        finally
+        {
+            _mm.MmPut();
+        }
+        var bounce = new byte[(int)(end - start)];
+        ulong copied = 0;
+        Errno readErr;
+        using (_mutex.Scoped())
+            readErr = CopyPages(start, end, bounce, ref copied, write: false);
+        if (readErr != Errno.Ok)
+            return readErr;
+        if (_kernel.CurrentProcess!.Mm.CopyToUser(cmd.Ptr, bounce) != Errno.Ok)
+            return Errno.EFAULT;
+        cmd.CPages = copied;
+        return Errno.Ok;
+    }
+
+    // dmirror_migrate_alloc_and_copy: a device page per selected entry, filled from the source (or zeroed).
+    private void AllocAndCopyToDevice(MigrateVma args, Vma vma)
+    {
+        var mem = _kernel.Memory;
+        for (ulong i = 0; i < args.NPages; i++)
+        {
+            ulong src = args.Src![i];
+            if ((src & MigratePfn.Migrate) == 0)
+                continue;
+            ulong? spfn = MigratePfn.ToPfn(src);
+            if (spfn is ulong sp && mem.IsDevicePage(sp))
+            {
+                _kernel.Warn($"{Device}: asked to migrate device page 0x{sp:x} to the device again.");
+                continue;
+            }
+            if (Device.AllocPage(this, out ulong dpfn) != Errno.Ok)
+                continue;
+            var backing = mem.PageBytes(Device.BackingPfn(dpfn));
+            if (spfn is ulong s)
+                mem.PageBytes(s).CopyTo(backing);
+            else
+                backing.Clear();
+            bool write = (src & MigratePfn.Write) != 0 || (spfn is null && (vma.Flags & VmFlags.Write) != 0);
+            args.Dst![i] = MigratePfn.From(dpfn) | (write ? MigratePfn.Write : 0);
+        }
+    }
+
+    // dmirror_migrate_finalize_and_map: the migrated pages go into the device page table.
+    private void MapMigrated(MigrateVma args)
+    {
+        using (_mutex.Scoped())
+        {
+            for (ulong i = 0; i < args.NPages; i++)
+            {
+                if ((args.Src![i] & MigratePfn.Migrate) == 0 || MigratePfn.ToPfn(args.Dst![i]) is not ulong dpfn)
+                    continue;
+                ulong entry = EntryPresent | dpfn | ((args.Dst[i] & MigratePfn.Write) != 0 ? EntryWrite : 0);
+                _pt.Store((args.Start >> PageShift) + i, entry, Gfp.Atomic);
+            }
+        }
+    }
+
+    // dmirror_migrate_to_system: bring this device's pages in the range back to system memory.
+    private Errno MigrateToSystem(ref MirrorCommand cmd)
+    {
+        ulong start = cmd.Addr, end = cmd.Addr + (cmd.NPages << PageShift);
+        if (!_mm.MmGetNotZero())
+            return Errno.EINVAL;
+        try
+        {
+            using (_mm.MmapReadLock())
+            {
+                for (ulong addr = start; addr < end;)
+                {
+                    var vma = _mm.VmaLookup(addr);
+                    if (vma is null)
+                        return Errno.EINVAL;
+                    ulong next = Math.Min(Math.Min(end, addr + ChunkPages * PageSize), vma.End);
+                    var args = new MigrateVma
+                    {
+                        Vma = vma, Start = addr, End = next, Src = new ulong[ChunkPages], Dst = new ulong[ChunkPages],
+                        PgmapOwner = Device, Flags = MigrateSelect.DevicePrivate,
+                    };
+                    var err = Migrate.VmaSetup(args);
+                    if (err != Errno.Ok)
+                        return err;
+                    err = Device.CopyToSystem(args, this);
+                    Migrate.VmaPages(args);
+                    for (ulong i = 0; i < args.NPages; i++)
+                    {
+                        if ((args.Src[i] & (MigratePfn.Valid | MigratePfn.Migrate)) == (MigratePfn.Valid | MigratePfn.Migrate))
+                            cmd.CPages++;
+                    }
+                    Migrate.VmaFinalize(args);
+                    if (err != Errno.Ok)
+                        return err;
+                    addr = next;
+                }
+            }
+            return Errno.Ok;
+        }
+        finally
+        {
+            _mm.MmPut();
+        }
+    }
+
     // dmirror_snapshot: one byte per page, never faulting, in 64-page chunks.
     private Errno Snapshot(ref MirrorCommand cmd)
     {
@@ -351,13 +498,16 @@ public sealed class MirrorFile : IMmuIntervalNotifierOps
     }
 
     // dmirror_mkentry.
-    private static byte MakeEntry(ulong e)
+    private byte MakeEntry(ulong e)
     {
         if ((e & HmmPfn.Error) != 0)
             return SnapshotProt.Error;
         if ((e & HmmPfn.Valid) == 0)
             return SnapshotProt.None;
-        byte b = HmmPfn.ToPfn(e) == PhysicalMemory.ZeroPfn ? SnapshotProt.Zero : SnapshotProt.None;
+        ulong pfn = HmmPfn.ToPfn(e);
+        byte b = DevicePagemap.Of(_kernel, pfn) is { } pgmap
+            ? (ReferenceEquals(pgmap.Owner, Device) ? SnapshotProt.DevPrivateLocal : SnapshotProt.DevPrivateRemote)
+            : pfn == PhysicalMemory.ZeroPfn ? SnapshotProt.Zero : SnapshotProt.None;
         b |= (e & HmmPfn.Write) != 0 ? SnapshotProt.Write : SnapshotProt.Read;
         int order = HmmPfn.MapOrder(e);
         if (order == 9)

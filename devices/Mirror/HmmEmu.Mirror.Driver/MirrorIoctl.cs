@@ -9,10 +9,10 @@ public enum MirrorIoctl : uint
     /// <summary>HMM_DMIRROR_WRITE: the device writes the buffer at <c>ptr</c> to <c>npages</c> at <c>addr</c>, write-faulting as needed.</summary>
     Write = 0xC0284801,
 
-    /// <summary>HMM_DMIRROR_MIGRATE_TO_DEV: not available until device memory exists (returns EINVAL).</summary>
+    /// <summary>HMM_DMIRROR_MIGRATE_TO_DEV: migrate <c>npages</c> at <c>addr</c> to device memory and read them back into <c>ptr</c>.</summary>
     MigrateToDevice = 0xC0284802,
 
-    /// <summary>HMM_DMIRROR_MIGRATE_TO_SYS: not available until device memory exists (returns EINVAL).</summary>
+    /// <summary>HMM_DMIRROR_MIGRATE_TO_SYS: migrate this device's pages in the range back to system memory.</summary>
     MigrateToSystem = 0xC0284803,
 
     /// <summary>HMM_DMIRROR_SNAPSHOT: one byte per page describing the CPU mapping, without faulting.</summary>

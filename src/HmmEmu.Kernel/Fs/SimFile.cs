@@ -197,6 +197,30 @@ public sealed class SimFile
         return true;
     }
 
+    /// <summary>
+    /// truncate_inode_pages for a shmem object whose last mapping went: the object is gone, so its pages are freed.
+    /// Caller has zapped every mapping of it.
+    /// </summary>
+    internal void ReleaseIfUnmapped()
+    {
+        if (!IsShmem)
+            return;
+        using (_mmapSem.ScopedRead())
+        {
+            if (_mappings.Count > 0)
+                return;
+        }
+        var mem = _kernel.Memory;
+        var freed = new List<ulong>();
+        using (_pagesLock.Scoped())
+            _pages.EraseRange(0, XArray<ulong>.MaxIndex, (_, pfn) => freed.Add(pfn));
+        foreach (ulong pfn in freed)
+        {
+            mem.ClearFlags(pfn, PageFlags.PageCache);
+            mem.PutPage(pfn);
+        }
+    }
+
     // The VMAs mapping this file (i_mmap), for reverse mapping. Caller holds the i_mmap rwsem for write.
     internal void AddMapping(Vma vma)
     {

@@ -44,11 +44,15 @@ public sealed class PhysicalMemory
     private readonly int[] _lruNext;
     private readonly SimWaitQueue _pageLockWait;
     private readonly int _reserve;
+    private readonly int _metaCount;
+    private readonly List<IDevicePageRegion> _regions = [];
+    private int _nextDevicePfn;
     private int _freeCount;
     private int _lruCount;
 
-    internal PhysicalMemory(HostKernel kernel, ulong ramBytes)
+    internal PhysicalMemory(HostKernel kernel, ulong ramBytes, int devicePages = 0)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(devicePages);
         if (ramBytes < 64 * PageSize || ramBytes % PageSize != 0)
             throw new ArgumentOutOfRangeException(nameof(ramBytes), ramBytes, "RAM must be a whole number of pages, at least 64 pages.");
         if (ramBytes / PageSize > int.MaxValue - 1)
@@ -56,12 +60,16 @@ public sealed class PhysicalMemory
         _kernel = kernel;
         int n = (int)(ramBytes / PageSize);
         TotalPages = (ulong)n;
-        _refcount = new int[n];
-        _mapcount = new int[n];
-        _flags = new uint[n];
-        _owner = new object?[n];
-        _index = new ulong[n];
-        _slabs = new byte[]?[(n + SlabPages - 1) >> SlabShift];
+        // Device memory (ZONE_DEVICE) gets pfns after RAM, with the same per-page metadata.
+        int all = checked(n + devicePages);
+        _metaCount = all;
+        _nextDevicePfn = n;
+        _refcount = new int[all];
+        _mapcount = new int[all];
+        _flags = new uint[all];
+        _owner = new object?[all];
+        _index = new ulong[all];
+        _slabs = new byte[]?[(all + SlabPages - 1) >> SlabShift];
         _freeStack = new int[n];
         // LRU: a circular doubly-linked list over pfns with a sentinel at index n.
         _lruPrev = new int[n + 1];
@@ -85,6 +93,9 @@ public sealed class PhysicalMemory
 
     /// <summary>Number of free frames.</summary>
     public ulong FreePages => (ulong)Volatile.Read(ref _freeCount);
+
+    /// <summary>RAM frames in use (allocated and not yet freed), not counting the zero page.</summary>
+    public ulong UsedPages => TotalPages - 1 - FreePages;
 
     /// <summary>Number of pages on the reclaim list.</summary>
     public int LruPages => Volatile.Read(ref _lruCount);
@@ -148,7 +159,12 @@ public sealed class PhysicalMemory
         if (r < 0)
             throw new KernelBugException($"put_page on pfn 0x{pfn:x} dropped its reference count below zero.");
         if (r == 0)
-            FreeFrame(i);
+        {
+            if ((ulong)i >= TotalPages)
+                FreeDevicePage(pfn);
+            else
+                FreeFrame(i);
+        }
     }
 
     /// <summary>The page's reference count (page_ref_count).</summary>
@@ -179,6 +195,12 @@ public sealed class PhysicalMemory
     public Span<byte> PageBytes(ulong pfn)
     {
         int i = CheckPfn(pfn);
+        if ((ulong)i >= TotalPages && RegionOf(pfn) is { CpuAccessible: false } region)
+        {
+            throw new KernelRuleViolationException(
+                $"The CPU touched pfn 0x{pfn:x}, a page of device-private memory ({region}). Device-private memory is not " +
+                "CPU-addressable: migrate the page to system memory first, or let the device copy it.");
+        }
         return Slab(i).AsSpan((i & (SlabPages - 1)) << PageShift, PageSize);
     }
 
@@ -380,11 +402,69 @@ public sealed class PhysicalMemory
         return Interlocked.CompareExchange(ref slot, fresh, null) ?? fresh;
     }
 
+    /// <summary>Whether <paramref name="pfn"/> is a page of registered device memory.</summary>
+    public bool IsDevicePage(ulong pfn) => pfn >= TotalPages && pfn < (ulong)Volatile.Read(ref _nextDevicePfn);
+
+    /// <summary>Reserves <paramref name="pages"/> pfns of device memory for <paramref name="region"/> (memremap_pages). Returns the first pfn.</summary>
+    internal ulong ReserveDeviceRange(int pages, IDevicePageRegion region)
+    {
+        lock (_zoneLock)
+        {
+            if (pages <= 0 || _nextDevicePfn + (long)pages > _metaCount)
+            {
+                throw new InvalidOperationException(
+                    $"Cannot register {pages} pages of device memory: {_metaCount - _nextDevicePfn} device pfns are left. " +
+                    "Raise KernelOptions.DevicePages.");
+            }
+            ulong first = (ulong)_nextDevicePfn;
+            _regions.Add(region);
+            Volatile.Write(ref _nextDevicePfn, _nextDevicePfn + pages);
+            return first;
+        }
+    }
+
+    /// <summary>The device-memory region holding <paramref name="pfn"/>, or null for RAM.</summary>
+    internal IDevicePageRegion? RegionOf(ulong pfn)
+    {
+        if (!IsDevicePage(pfn))
+            return null;
+        lock (_zoneLock)
+        {
+            foreach (var r in _regions)
+            {
+                if (pfn >= r.FirstPfn && pfn < r.FirstPfn + (ulong)r.PageCount)
+                    return r;
+            }
+        }
+        return null;
+    }
+
+    /// <summary>zone_device_page_init: hands a free device page to its driver with one reference, locked.</summary>
+    internal void InitDevicePage(ulong pfn)
+    {
+        int i = CheckPfn(pfn);
+        if (Interlocked.CompareExchange(ref _refcount[i], 1, 0) != 0)
+            throw new KernelBugException($"device page 0x{pfn:x} handed out while still referenced ({_refcount[i]}).");
+        Volatile.Write(ref _mapcount[i], 0);
+        Volatile.Write(ref _flags[i], (uint)PageFlags.Locked);
+        Volatile.Write(ref _owner[i], null);
+    }
+
+    private void FreeDevicePage(ulong pfn)
+    {
+        int i = (int)pfn;
+        if (Volatile.Read(ref _mapcount[i]) != 0)
+            throw new KernelBugException($"device pfn 0x{pfn:x} freed while still mapped {_mapcount[i]} time(s).");
+        Volatile.Write(ref _flags[i], (uint)PageFlags.Free);
+        Volatile.Write(ref _owner[i], null);
+        (RegionOf(pfn) ?? throw new KernelBugException($"device pfn 0x{pfn:x} has no region")).PageFree(pfn);
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private int CheckPfn(ulong pfn)
     {
-        if (pfn >= TotalPages)
-            throw new ArgumentOutOfRangeException(nameof(pfn), $"pfn 0x{pfn:x} is outside RAM (0..0x{TotalPages - 1:x}).");
+        if (pfn >= (ulong)_metaCount)
+            throw new ArgumentOutOfRangeException(nameof(pfn), $"pfn 0x{pfn:x} is outside RAM (0..0x{TotalPages - 1:x}) and device memory.");
         return (int)pfn;
     }
 }

@@ -1,4 +1,5 @@
 using HmmEmu.Kernel.Memory;
+using HmmEmu.Kernel.Migration;
 using HmmEmu.Kernel.Vm;
 
 namespace HmmEmu.Kernel.Mirroring;
@@ -133,10 +134,34 @@ public static class Hmm
             }
             else if (!pte.IsPresent)
             {
-                // Non-present entries other than none (swap-like encodings) fault or read as 0.
-                if (PteNeedFault(entry, 0) != 0)
-                    return Errno.EFAULT;
-                output = 0;
+                if (pte.IsDevicePrivate && range.DevPrivateOwner is not null
+                    && ReferenceEquals(DevicePagemap.Of(mm.Kernel, pte.Pfn)?.Owner, range.DevPrivateOwner))
+                {
+                    // The caller's own device memory: report it, never fault it back.
+                    output = pte.Pfn | HmmPfn.Valid | (pte.IsWritableEntry ? HmmPfn.Write : 0);
+                }
+                else
+                {
+                    uint required = PteNeedFault(entry, 0);
+                    if (required == 0)
+                    {
+                        output = 0;
+                    }
+                    else if (pte.IsDevicePrivate)
+                    {
+                        return VmaFault(addr, end, required);   // another owner's page: the fault migrates it to RAM
+                    }
+                    else if (pte.IsMigration)
+                    {
+                        _last = addr;
+                        mm.WaitMigrationEntry(addr, pte);
+                        return Errno.EBUSY;
+                    }
+                    else
+                    {
+                        return Errno.EFAULT;
+                    }
+                }
             }
             else
             {

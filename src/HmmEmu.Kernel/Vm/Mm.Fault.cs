@@ -29,6 +29,13 @@ public sealed partial class Mm
         var pte = PageTable.Get(addr);
         if (pte.IsNone)
             return vma.File is null ? DoAnonymousPage(vma, addr, write) : DoFileFault(vma, addr, write);
+        if (pte.IsDevicePrivate)
+            return DoDevicePrivateFault(vma, addr, pte);
+        if (pte.IsMigration)
+        {
+            WaitMigrationEntry(addr, pte);
+            return VmFaultResult.Ok;                   // the access retries against whatever replaced it
+        }
         if (pte.IsProtNone)
             return RestoreAccess(addr, pte, vma);
         if (write && !pte.IsWritable)

@@ -54,6 +54,12 @@ public sealed partial class Mm
                                     pte = pte.WriteProtect();
                                     SetPte(table, a, pte);
                                 }
+                                else if (cow && pte.IsDevicePrivate && pte.IsWritableEntry)
+                                {
+                                    // copy_nonpresent_pte: a writable device-private entry becomes read-only in both.
+                                    pte = Pte.MakeDevicePrivate(pte.Pfn, writable: false);
+                                    SetPte(table, a, pte);
+                                }
                                 childTable ??= child.PageTable.Ensure(a);
                                 child.SetPte(childTable, a, pte);
                             }
@@ -85,8 +91,11 @@ public sealed partial class Mm
                     Zap(v, v.Start, v.End);
                 InvalidateRangeEnd(range);
             }
-            foreach (var v in _vmas.ToArray())
+            var all = _vmas.ToArray();
+            foreach (var v in all)
                 RemoveVma(v);
+            foreach (var v in all)
+                v.File?.ReleaseIfUnmapped();
             using (PageTableLock.Scoped())
                 PageTable.FreeEmptyTables(0, TaskSize);
         }

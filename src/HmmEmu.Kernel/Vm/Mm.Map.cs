@@ -228,6 +228,8 @@ public sealed partial class Mm
             Zap(v, v.Start, v.End);
         FreePageTables(start, end);
         InvalidateRangeEnd(range);
+        foreach (var v in doomed)
+            v.File?.ReleaseIfUnmapped();
     }
 
     /// <summary>
@@ -265,7 +267,8 @@ public sealed partial class Mm
     // Drops what a present entry held: the page's map count and the mapping's reference, passing the dirty bit on.
     private void ReleaseMapping(Vma vma, Pte pte)
     {
-        if (!pte.IsPresent || pte.IsSpecial)
+        // Migration entries hold no mapping reference (the migration holds the page); special entries none at all.
+        if (pte.IsSpecial || pte.IsMigration || (!pte.IsPresent && !pte.IsDevicePrivate))
             return;
         var mem = Kernel.Memory;
         ulong pfn = pte.Pfn;
@@ -311,6 +314,11 @@ public sealed partial class Mm
                     for (ulong a = addr; a < stop; a += PageSize)
                     {
                         var pte = table.Get(CpuPageTable.PteIndex(a));
+                        if (pte.IsDevicePrivate && pte.IsWritableEntry && !write)
+                        {
+                            SetPte(table, a, Pte.MakeDevicePrivate(pte.Pfn, writable: false));
+                            continue;
+                        }
                         if (!pte.IsPresent)
                             continue;
                         // Never grant write here (the write fault decides between reuse and copy); keep it only if allowed.

@@ -14,6 +14,12 @@ public readonly record struct Pte(ulong Raw)
     private const ulong AccessedBit = 1UL << 3;
     private const ulong SpecialBit = 1UL << 4;
     private const ulong ProtNoneBit = 1UL << 5;
+    private const int TypeShift = 6;
+    private const ulong TypeMask = 7UL << TypeShift;
+    private const ulong DevicePrivateRead = 1UL << TypeShift;
+    private const ulong DevicePrivateWrite = 2UL << TypeShift;
+    private const ulong MigrationRead = 3UL << TypeShift;
+    private const ulong MigrationWrite = 4UL << TypeShift;
     private const int PfnShift = PhysicalMemory.PageShift;
     private const ulong PfnMask = ((1UL << 40) - 1) << PfnShift;
 
@@ -44,7 +50,16 @@ public readonly record struct Pte(ulong Raw)
     /// <summary>pte_special: the frame has no normal page behind it (the zero page, raw pfn maps).</summary>
     public bool IsSpecial => (Raw & SpecialBit) != 0;
 
-    /// <summary>pte_pfn.</summary>
+    /// <summary>A non-present entry of a device-private page (is_device_private_entry): the CPU faults and the owner migrates it back.</summary>
+    public bool IsDevicePrivate => !IsPresent && (Raw & TypeMask) is DevicePrivateRead or DevicePrivateWrite;
+
+    /// <summary>A migration entry (is_migration_entry): the page is being migrated; CPU accesses wait for it.</summary>
+    public bool IsMigration => !IsPresent && (Raw & TypeMask) is MigrationRead or MigrationWrite;
+
+    /// <summary>For a device-private or migration entry: whether the mapping it stands for is writable.</summary>
+    public bool IsWritableEntry => !IsPresent && (Raw & TypeMask) is DevicePrivateWrite or MigrationWrite;
+
+    /// <summary>pte_pfn (for non-present device-private and migration entries: the page they stand for).</summary>
     public ulong Pfn => (Raw & PfnMask) >> PfnShift;
 
     /// <summary>Whether the entry maps the shared zero page.</summary>
@@ -60,6 +75,14 @@ public readonly record struct Pte(ulong Raw)
             raw |= SpecialBit;
         return new Pte(raw);
     }
+
+    /// <summary>make_(readable|writable)_device_private_entry for <paramref name="pfn"/>.</summary>
+    public static Pte MakeDevicePrivate(ulong pfn, bool writable) =>
+        new((pfn << PfnShift) | (writable ? DevicePrivateWrite : DevicePrivateRead));
+
+    /// <summary>make_(readable|writable)_migration_entry for <paramref name="pfn"/>.</summary>
+    public static Pte MakeMigration(ulong pfn, bool writable) =>
+        new((pfn << PfnShift) | (writable ? MigrationWrite : MigrationRead));
 
     /// <summary>A PROT_NONE entry that keeps the frame mapped.</summary>
     public Pte MakeProtNone() => new((Raw & ~(PresentBit | WriteBit)) | ProtNoneBit);
@@ -94,10 +117,13 @@ public readonly record struct Pte(ulong Raw)
     /// </summary>
     public bool IsDowngradedBy(Pte next)
     {
-        if (IsNone)
+        // A migration entry maps nothing a device could have mirrored: it was installed under an invalidation.
+        if (IsNone || IsMigration)
             return false;
-        if (next.IsNone || next.Pfn != Pfn || next.IsPresent != IsPresent)
+        if (next.IsNone || next.IsMigration || next.Pfn != Pfn || next.IsPresent != IsPresent || next.IsDevicePrivate != IsDevicePrivate)
             return true;
+        if (IsDevicePrivate)
+            return IsWritableEntry && !next.IsWritableEntry;
         return (IsReadable && !next.IsReadable) || (IsWritable && !next.IsWritable);
     }
 
@@ -106,6 +132,10 @@ public readonly record struct Pte(ulong Raw)
     {
         if (IsNone)
             return "pte_none";
+        if (IsDevicePrivate)
+            return $"device-private pfn 0x{Pfn:x} {(IsWritableEntry ? "rw" : "r-")}";
+        if (IsMigration)
+            return $"migration pfn 0x{Pfn:x} {(IsWritableEntry ? "rw" : "r-")}";
         string access = IsProtNone ? "---" : IsWritable ? "rw" : "r-";
         return $"pfn 0x{Pfn:x} {access}{(IsDirty ? " dirty" : "")}{(IsSpecial ? " special" : "")}";
     }

@@ -30,11 +30,17 @@ public static class HmmSelftests
             ("anon_write_child_shared", AnonWriteChildShared),
             ("file_read", FileRead),
             ("file_write", FileWrite),
+            ("migrate", MigrateTest),
+            ("migrate_fault", MigrateFault),
+            ("migrate_shared", MigrateShared),
+            ("migrate_multiple", MigrateMultiple),
             ("anon_read_multiple", AnonReadMultiple),
             ("anon_teardown", AnonTeardown),
+            ("hmm_cow_in_device", HmmCowInDevice),
         ];
         (string Name, Action<SelftestContext> Body)[] hmm2 =
         [
+            ("migrate_mixed", MigrateMixed),
             ("snapshot", Snapshot),
             ("double_map", DoubleMap),
         ];
@@ -255,7 +261,7 @@ public static class HmmSelftests
         }
     }
 
-    // Snapshot codes for a hole, PROT_NONE, zero page, read-only and writable pages (the parts that need no migration).
+    // Snapshot codes for a hole, PROT_NONE, zero page, read-only and writable pages, and pages on this and another device.
     private static void Snapshot(SelftestContext t)
     {
         const ulong npages = 7;
@@ -274,8 +280,16 @@ public static class HmmSelftests
         AssertEq(Errno.Ok, mm.Mprotect(p + 3 * ps, ps, Prot.Read), "mprotect");
         AssertEq(Errno.Ok, mm.Mprotect(p + 4 * ps, 3 * ps, Prot.ReadWrite), "mprotect");
         t.WriteInts(p + 4 * ps, 1, _ => val);
-        // Pages 5 and 6 would be migrated to device 0 and 1 here; without device memory they stay untouched.
-        int ret = t.DmirrorCmd(t.Fd, MirrorIoctl.Snapshot, b, npages);
+        b.Ptr = p + 5 * ps;
+        int ret = t.DmirrorCmd(t.Fd, MirrorIoctl.MigrateToDevice, b, 1);
+        AssertEq(0, ret, "ret");
+        AssertEq(1UL, b.CPages, "buffer->cpages");
+        b.Ptr = p + 6 * ps;
+        ret = t.DmirrorCmd(t.Fd1!, MirrorIoctl.MigrateToDevice, b, 1);
+        AssertEq(0, ret, "ret");
+        AssertEq(1UL, b.CPages, "buffer->cpages");
+        b.Ptr = p;
+        ret = t.DmirrorCmd(t.Fd, MirrorIoctl.Snapshot, b, npages);
         AssertEq(0, ret, "ret");
         AssertEq(npages, b.CPages, "buffer->cpages");
         var m = t.ReadBytes(b.Mirror, (int)npages);
@@ -284,12 +298,12 @@ public static class HmmSelftests
         AssertEq((byte)(SnapshotProt.Zero | SnapshotProt.Read), m[2], "m[2]");
         AssertEq(SnapshotProt.Read, m[3], "m[3]");
         AssertEq(SnapshotProt.Write, m[4], "m[4]");
-        AssertEq(SnapshotProt.None, m[5], "m[5]");
+        AssertEq((byte)(SnapshotProt.DevPrivateLocal | SnapshotProt.Write), m[5], "m[5]");
         AssertEq(SnapshotProt.None, m[6], "m[6]");
         t.Free(b);
     }
 
-    // Two devices mirror the same read-only pages (the parts that need no migration).
+    // Two devices mirror the same read-only pages; migrating them to one device makes the other fault them back.
     private static void DoubleMap(SelftestContext t)
     {
         const ulong npages = 6;
@@ -304,6 +318,131 @@ public static class HmmSelftests
         ret = t.DmirrorCmd(t.Fd1!, MirrorIoctl.Read, b, npages);
         AssertCmd(t, ret, b, npages, 1);
         AssertInts(t.ReadInts(b.Mirror, n), i => i, "mirror");
+        ret = t.DmirrorCmd(t.Fd1!, MirrorIoctl.MigrateToDevice, b, npages);
+        AssertEq(0, ret, "ret");
+        AssertEq(npages, b.CPages, "buffer->cpages");
+        ret = t.DmirrorCmd(t.Fd, MirrorIoctl.Read, b, npages);
+        AssertCmd(t, ret, b, npages, 1);
+        AssertInts(t.ReadInts(b.Mirror, n), i => i, "mirror");
+        t.Free(b);
+    }
+
+    // Migrate anonymous memory to device memory; the device reads it back intact.
+    private static void MigrateTest(SelftestContext t)
+    {
+        var (b, npages, n) = Std(t);
+        MapStd(t, b, Prot.ReadWrite, MapFlags.PrivateAnonymous);
+        t.WriteInts(b.Ptr, n, i => i);
+        int ret = t.DmirrorCmd(t.Fd, MirrorIoctl.MigrateToDevice, b, npages);
+        AssertEq(0, ret, "ret");
+        AssertEq(npages, b.CPages, "buffer->cpages");
+        AssertInts(t.ReadInts(b.Mirror, n), i => i, "mirror");
+        t.Free(b);
+    }
+
+    // Migrate, fault half back with CPU reads, migrate the whole range again.
+    private static void MigrateFault(SelftestContext t)
+    {
+        var (b, npages, n) = Std(t);
+        MapStd(t, b, Prot.ReadWrite, MapFlags.PrivateAnonymous);
+        t.WriteInts(b.Ptr, n, i => i);
+        int ret = t.DmirrorCmd(t.Fd, MirrorIoctl.MigrateToDevice, b, npages);
+        AssertEq(0, ret, "ret");
+        AssertEq(npages, b.CPages, "buffer->cpages");
+        AssertInts(t.ReadInts(b.Mirror, n), i => i, "mirror");
+        AssertInts(t.ReadInts(b.Ptr, n / 2), i => i, "ptr");
+        ret = t.DmirrorCmd(t.Fd, MirrorIoctl.MigrateToDevice, b, npages);
+        AssertEq(0, ret, "ret");
+        AssertEq(npages, b.CPages, "buffer->cpages");
+        AssertInts(t.ReadInts(b.Mirror, n), i => i, "mirror");
+        t.Free(b);
+    }
+
+    // Shared anonymous memory (shmem) is not migrated, so the device finds nothing.
+    private static void MigrateShared(SelftestContext t)
+    {
+        var (b, npages, _) = Std(t);
+        MapStd(t, b, Prot.ReadWrite, MapFlags.SharedAnonymous);
+        int ret = t.DmirrorCmd(t.Fd, MirrorIoctl.MigrateToDevice, b, npages);
+        AssertEq(-(int)Errno.ENOENT, ret, "ret");
+        t.Free(b);
+    }
+
+    // Ten rounds of migrate, then CPU reads that fault every page back.
+    private static void MigrateMultiple(SelftestContext t)
+    {
+        for (int c = 0; c < NTimes; c++)
+        {
+            var (b, npages, n) = Std(t);
+            MapStd(t, b, Prot.ReadWrite, MapFlags.PrivateAnonymous);
+            t.WriteInts(b.Ptr, n, i => i);
+            int ret = t.DmirrorCmd(t.Fd, MirrorIoctl.MigrateToDevice, b, npages);
+            AssertEq(0, ret, "ret");
+            AssertEq(npages, b.CPages, "buffer->cpages");
+            AssertInts(t.ReadInts(b.Mirror, n), i => i, "mirror");
+            AssertInts(t.ReadInts(b.Ptr, n), i => i, "ptr");
+            t.Free(b);
+        }
+    }
+
+    // Migration refuses PROT_NONE and ranges with holes, takes zero, read-only and writable pages, and a page
+    // already on another device is not this device's to take.
+    private static void MigrateMixed(SelftestContext t)
+    {
+        const ulong npages = 6;
+        ulong ps = t.PageSize;
+        var b = t.AllocBuffer(npages * ps);
+        b.Ptr = t.Mmap(b.Size, Prot.None, MapFlags.PrivateAnonymous, out var err);
+        AssertEq(Errno.Ok, err, "mmap");
+        var mm = t.Process.Mm;
+        ulong p = b.Ptr;
+        int ret = t.DmirrorCmd(t.Fd1!, MirrorIoctl.MigrateToDevice, b, npages);
+        AssertEq(-(int)Errno.EINVAL, ret, "ret");
+        AssertEq(Errno.Ok, mm.Munmap(p + ps, ps), "munmap");
+        ret = t.DmirrorCmd(t.Fd1!, MirrorIoctl.MigrateToDevice, b, 3);
+        AssertEq(-(int)Errno.EINVAL, ret, "ret");
+        AssertEq(Errno.Ok, mm.Mprotect(p + 2 * ps, ps, Prot.Read), "mprotect");
+        int val = t.ReadInts(p + 2 * ps, 1)[0] + 3;
+        AssertEq(3, val, "val");
+        AssertEq(Errno.Ok, mm.Mprotect(p + 3 * ps, ps, Prot.ReadWrite), "mprotect");
+        t.WriteInts(p + 3 * ps, 1, _ => val);
+        AssertEq(Errno.Ok, mm.Mprotect(p + 3 * ps, ps, Prot.Read), "mprotect");
+        AssertEq(Errno.Ok, mm.Mprotect(p + 4 * ps, 2 * ps, Prot.ReadWrite), "mprotect");
+        t.WriteInts(p + 4 * ps, 1, _ => val);
+        t.WriteInts(p + 5 * ps, 1, _ => val);
+        b.Ptr = p + 2 * ps;
+        ret = t.DmirrorCmd(t.Fd1!, MirrorIoctl.MigrateToDevice, b, 4);
+        AssertEq(0, ret, "ret");
+        AssertEq(4UL, b.CPages, "buffer->cpages");
+        b.Ptr = p + 5 * ps;
+        ret = t.DmirrorCmd(t.Fd, MirrorIoctl.MigrateToDevice, b, 1);
+        AssertEq(-(int)Errno.ENOENT, ret, "ret");
+        b.Ptr = p;
+        t.Free(b);
+    }
+
+    // Device-private pages shared with a child by fork are copy-on-write: the parent's writes migrate its copies
+    // back and make them writable, and the child's exit frees the rest.
+    private static void HmmCowInDevice(SelftestContext t)
+    {
+        const ulong npages = 4;
+        var b = t.AllocBuffer(npages * t.PageSize);
+        int n = (int)(b.Size / sizeof(int));
+        MapStd(t, b, Prot.ReadWrite, MapFlags.PrivateAnonymous);
+        t.WriteInts(b.Ptr, n, i => i);
+        int ret = t.DmirrorCmd(t.Fd, MirrorIoctl.MigrateToDevice, b, npages);
+        AssertEq(0, ret, "ret");
+        AssertEq(npages, b.CPages, "buffer->cpages");
+        var killChild = t.ForkSpinningChild();
+        t.WriteInts(b.Ptr, n, i => i + 1);
+        AssertEq(true, killChild(), "WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM");
+        ret = t.DmirrorCmd(t.Fd, MirrorIoctl.Snapshot, b, npages);
+        AssertEq(0, ret, "ret");
+        AssertEq(npages, b.CPages, "buffer->cpages");
+        var m = t.ReadBytes(b.Mirror, (int)npages);
+        for (int i = 0; i < (int)npages; i++)
+            AssertEq(SnapshotProt.Write, m[i], $"m[{i}]");
+        AssertInts(t.ReadInts(b.Ptr, n), i => i + 1, "ptr");
         t.Free(b);
     }
 }

@@ -185,6 +185,30 @@ public sealed class SelftestContext
         return failure is null;
     }
 
+    /// <summary>
+    /// fork() a child that spins until killed (the hmm_cow_in_device child). Returns the "kill(pid, SIGTERM);
+    /// waitpid()" action, which ends the child, tears its address space down and reports whether it died by the signal.
+    /// </summary>
+    public Func<bool> ForkSpinningChild()
+    {
+        var child = Current(Kernel).Fork();
+        var killed = new System.Runtime.CompilerServices.StrongBox<bool>();
+        bool diedBySignal = false;
+        var t = child.StartThread("child", () =>
+        {
+            while (!Volatile.Read(ref killed.Value))
+                Kernel.Scheduler.Sleep(10_000);
+            diedBySignal = true;
+            child.Exit();
+        });
+        return () =>
+        {
+            Volatile.Write(ref killed.Value, true);
+            t.Join();
+            return diedBySignal;
+        };
+    }
+
     /// <summary>The assertion that made the last forked child abort, if any.</summary>
     public Exception? ChildFailure { get; private set; }
 

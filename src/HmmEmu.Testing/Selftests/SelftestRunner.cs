@@ -48,7 +48,25 @@ public static class SelftestRunner
         }
         if (failure is null && kernel.Warnings.Count > 0)
             failure = $"kernel warning: {kernel.Warnings[0]}";
+        failure ??= LeakCheck(kernel, devices);
         return new SelftestResult(test, failure is null ? SelftestOutcome.Pass : SelftestOutcome.Fail, failure, kernel.Trace.Hash, kernel.Clock.Now);
+    }
+
+    /// <summary>
+    /// After teardown every device page must be free again and every RAM page in use must be a page-cache page of a
+    /// regular file (the tests' files outlive the process, as they do on Linux until closed).
+    /// </summary>
+    private static string? LeakCheck(HostKernel kernel, IReadOnlyList<MirrorDevice> devices)
+    {
+        foreach (var d in devices)
+        {
+            if (d.FreeDevicePages != MirrorDevice.DevicePages)
+                return $"leak: {MirrorDevice.DevicePages - d.FreeDevicePages} device page(s) of {d} still allocated after teardown";
+        }
+        var mem = kernel.Memory;
+        if (mem.UsedPages != (ulong)mem.LruPages)
+            return $"leak: {mem.UsedPages} RAM page(s) in use after teardown, but only {mem.LruPages} are file cache";
+        return null;
     }
 
     /// <summary>

@@ -1,0 +1,18 @@
+namespace HmmEmu.Kernel.Migration;
+
+/// <summary>Which pages <see cref="Migrate.VmaSetup"/> collects (enum migrate_vma_direction).</summary>
+[Flags]
+public enum MigrateSelect
+{
+    /// <summary>Nothing.</summary>
+    None = 0,
+
+    /// <summary>MIGRATE_VMA_SELECT_SYSTEM: system RAM pages, the zero page and empty anonymous slots.</summary>
+    System = 1 << 0,
+
+    /// <summary>MIGRATE_VMA_SELECT_DEVICE_PRIVATE: device-private pages of the pgmap owner.</summary>
+    DevicePrivate = 1 << 1,
+
+    /// <summary>MIGRATE_VMA_SELECT_DEVICE_COHERENT: device-coherent pages of the pgmap owner.</summary>
+    DeviceCoherent = 1 << 2,
+}
