@@ -203,7 +203,7 @@ public sealed partial class Mm
                 bool migrated = (src & MigratePfn.Migrate) != 0 && dpfn is not null;
                 ulong newPfn = migrated ? dpfn!.Value : spfn;
                 ulong addr = args.Start + (i << PhysicalMemory.PageShift);
-                if (migrated && mem.HasFlags(spfn, PageFlags.Dirty) && !mem.IsDevicePage(newPfn))
+                if (migrated && mem.HasFlags(spfn, PageFlags.Dirty))
                     mem.SetFlags(newPfn, PageFlags.Dirty);
                 using (PageTableLock.Scoped())
                 {

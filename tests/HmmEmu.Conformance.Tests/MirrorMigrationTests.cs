@@ -1,0 +1,255 @@
+using System.Runtime.InteropServices;
+using HmmEmu.Kernel;
+using HmmEmu.Kernel.Memory;
+using HmmEmu.Kernel.Migration;
+using HmmEmu.Kernel.Vm;
+using HmmEmu.Mirror;
+using HmmEmu.Simulation;
+using HmmEmu.Testing.Selftests;
+
+namespace HmmEmu.Conformance.Tests;
+
+// Migration between system memory and the mirror's device-private memory keeps data, dirty state and page
+// accounting right, and refuses what the kernel refuses.
+public sealed class MirrorMigrationTests
+{
+    private const ulong Page = PhysicalMemory.PageSize;
+
+    private sealed record Rig(HostKernel Kernel, Process Process, MirrorDevice Device, MirrorFile File)
+    {
+        public Errno Cmd(MirrorIoctl request, ulong addr, ulong npages, ulong buffer, out MirrorCommand cmd)
+        {
+            cmd = new MirrorCommand { Addr = addr, Ptr = buffer, NPages = npages };
+            return File.Ioctl(request, ref cmd);
+        }
+    }
+
+    private static void WithMirror(ulong seed, Action<Rig> body)
+    {
+        using var k = new HostKernel(KernelOptions.For(seed));
+        var dev = new MirrorDevice(k, 0);
+        var p = k.CreateProcess("migrate");
+        k.Run(() => p.StartThread("main", () =>
+        {
+            Assert.Equal(Errno.Ok, dev.Open(out var f));
+            body(new Rig(k, p, dev, f!));
+            f!.Close();
+            p.Exit();
+        }).Join());
+        k.AssertNoWarnings();
+        Assert.Equal(MirrorDevice.DevicePages, dev.FreeDevicePages);
+    }
+
+    [Theory]
+    [InlineData(1UL)]
+    [InlineData(2UL)]
+    [InlineData(3UL)]
+    public void RandomMigrationsAndWrites_DataAlwaysMatchesModel(ulong seed)
+    {
+        const int pages = 16;
+        WithMirror(seed, r =>
+        {
+            var rnd = r.Kernel.CreateRandom("migration-model");
+            var model = new byte[pages * (int)Page];
+            ulong a = r.Process.Map(pages * Page, Prot.ReadWrite, MapFlags.PrivateAnonymous);
+            ulong buf = r.Process.Map(pages * Page, Prot.ReadWrite, MapFlags.PrivateAnonymous);
+            for (int step = 0; step < 60; step++)
+            {
+                int first = rnd.NextInt(pages);
+                int count = 1 + rnd.NextInt(pages - first);
+                ulong at = a + (ulong)first * Page;
+                switch (rnd.NextInt(4))
+                {
+                    case 0:
+                        Assert.Equal(Errno.Ok, r.Cmd(MirrorIoctl.MigrateToDevice, at, (ulong)count, buf, out _));
+                        break;
+                    case 1:
+                        Assert.Equal(Errno.Ok, r.Cmd(MirrorIoctl.MigrateToSystem, at, (ulong)count, buf, out _));
+                        break;
+                    case 2:
+                        int off = first * (int)Page + rnd.NextInt((int)Page - 8);
+                        var data = BitConverter.GetBytes(rnd.NextUInt64());
+                        r.Process.WriteBytes(a + (ulong)off, data);
+                        data.CopyTo(model, off);
+                        break;
+                    default:
+                        Assert.Equal(Errno.Ok, r.Cmd(MirrorIoctl.Read, at, (ulong)count, buf, out _));
+                        var seen = new byte[count * (int)Page];
+                        r.Process.ReadBytes(buf, seen);
+                        Assert.True(seen.AsSpan().SequenceEqual(model.AsSpan(first * (int)Page, seen.Length)), $"device read differs from the model at step {step} (seed {seed})");
+                        break;
+                }
+            }
+            var cpu = new byte[model.Length];
+            r.Process.ReadBytes(a, cpu);
+            Assert.True(cpu.AsSpan().SequenceEqual(model), $"CPU view differs from the model (seed {seed})");
+        });
+    }
+
+    [Fact]
+    public void MigrateToDevice_PinnedPage_StaysInSystemMemory()
+    {
+        WithMirror(5, r =>
+        {
+            ulong a = r.Process.Map(2 * Page, Prot.ReadWrite, MapFlags.PrivateAnonymous);
+            ulong buf = r.Process.Map(2 * Page, Prot.ReadWrite, MapFlags.PrivateAnonymous);
+            r.Process.WriteInt32(a, 11);
+            r.Process.WriteInt32(a + Page, 22);
+            ulong pinned = r.Process.Mm.GetPte(a).Pfn;
+            r.Kernel.Memory.GetPage(pinned);       // a long-term pin, as GUP would take
+
+            Assert.Equal(Errno.ENOENT, r.Cmd(MirrorIoctl.MigrateToDevice, a, 2, buf, out _));
+            var pte = r.Process.Mm.GetPte(a);
+            Assert.True(pte.IsPresent && pte.Pfn == pinned, $"pinned page moved: {pte}");
+            Assert.True(r.Process.Mm.GetPte(a + Page).IsDevicePrivate);
+
+            r.Kernel.Memory.PutPage(pinned);
+            Assert.Equal(Errno.Ok, r.Cmd(MirrorIoctl.MigrateToDevice, a, 2, buf, out var cmd));
+            Assert.Equal(2UL, cmd.CPages);
+            Assert.Equal(11, r.Process.ReadInt32(a));
+        });
+    }
+
+    [Fact]
+    public void MigrateRoundTrip_DirtyPage_ComesBackDirty()
+    {
+        WithMirror(6, r =>
+        {
+            ulong a = r.Process.Map(Page, Prot.ReadWrite, MapFlags.PrivateAnonymous);
+            ulong buf = r.Process.Map(Page, Prot.ReadWrite, MapFlags.PrivateAnonymous);
+            r.Process.WriteInt32(a, 7);
+            Assert.Equal(Errno.Ok, r.Cmd(MirrorIoctl.MigrateToDevice, a, 1, buf, out _));
+            Assert.True(r.Process.Mm.GetPte(a).IsDevicePrivate);
+            Assert.Equal(Errno.Ok, r.Cmd(MirrorIoctl.MigrateToSystem, a, 1, buf, out var cmd));
+            Assert.Equal(1UL, cmd.CPages);
+            var pte = r.Process.Mm.GetPte(a);
+            Assert.True(pte.IsPresent && pte.IsWritable, pte.ToString());
+            Assert.True(r.Kernel.Memory.HasFlags(pte.Pfn, PageFlags.Dirty), "dirty state lost across migration");
+            Assert.Equal(7, r.Process.ReadInt32(a));
+        });
+    }
+
+    [Fact]
+    public void Munmap_MigratedPages_ReturnsDevicePages()
+    {
+        WithMirror(7, r =>
+        {
+            ulong a = r.Process.Map(8 * Page, Prot.ReadWrite, MapFlags.PrivateAnonymous);
+            ulong buf = r.Process.Map(8 * Page, Prot.ReadWrite, MapFlags.PrivateAnonymous);
+            Assert.Equal(Errno.Ok, r.Cmd(MirrorIoctl.MigrateToDevice, a, 8, buf, out _));
+            Assert.Equal(MirrorDevice.DevicePages - 8, r.Device.FreeDevicePages);
+            Assert.Equal(Errno.Ok, r.Process.Mm.Munmap(a, 8 * Page));
+            Assert.Equal(MirrorDevice.DevicePages, r.Device.FreeDevicePages);
+            Assert.Equal(0, r.File.MappedPages);
+        });
+    }
+
+    [Fact]
+    public void VmaSetup_RangeCrossingVmaEnd_ReturnsEINVALAndChangesNothing()
+    {
+        WithMirror(8, r =>
+        {
+            var mm = r.Process.Mm;
+            ulong a = r.Process.Map(2 * Page, Prot.ReadWrite, MapFlags.PrivateAnonymous);
+            r.Process.WriteInt32(a, 1);
+            var before = mm.GetPte(a);
+            using (mm.MmapReadLock())
+            {
+                var args = new MigrateVma
+                {
+                    Vma = mm.VmaLookup(a), Start = a, End = a + 4 * Page, Src = new ulong[4], Dst = new ulong[4],
+                    PgmapOwner = r.Device, Flags = MigrateSelect.System,
+                };
+                Assert.Equal(Errno.EINVAL, Migrate.VmaSetup(args));
+                Assert.Throws<InvalidOperationException>(() => Migrate.VmaPages(args));
+            }
+            Assert.Equal(before, mm.GetPte(a));
+            Assert.Equal(1, r.Process.ReadInt32(a));
+        });
+    }
+
+    [Fact]
+    public void VmaPages_UnlockedDestination_ThrowsAndSourceIsRestoredByFinalize()
+    {
+        WithMirror(9, r =>
+        {
+            var mm = r.Process.Mm;
+            var mem = r.Kernel.Memory;
+            ulong a = r.Process.Map(Page, Prot.ReadWrite, MapFlags.PrivateAnonymous);
+            r.Process.WriteInt32(a, 42);
+            ulong src = mm.GetPte(a).Pfn;
+            using (mm.MmapReadLock())
+            {
+                var args = new MigrateVma
+                {
+                    Vma = mm.VmaLookup(a), Start = a, End = a + Page, Src = new ulong[1], Dst = new ulong[1],
+                    PgmapOwner = r.Device, Flags = MigrateSelect.System,
+                };
+                Assert.Equal(Errno.Ok, Migrate.VmaSetup(args));
+                Assert.Equal(1UL, args.CPages);
+                Assert.True(mm.GetPte(a).IsMigration);
+                Assert.Equal(Errno.Ok, mem.AllocPage(Gfp.Kernel, out ulong dst));   // not locked: a driver bug
+                args.Dst[0] = MigratePfn.From(dst);
+                var ex = Assert.Throws<KernelRuleViolationException>(() => Migrate.VmaPages(args));
+                Assert.Contains("not locked", ex.Message, StringComparison.Ordinal);
+                args.Dst[0] = 0;
+                mem.PutPage(dst);
+                Migrate.VmaPages(args);
+                Migrate.VmaFinalize(args);
+            }
+            Assert.Equal(src, mm.GetPte(a).Pfn);
+            Assert.Equal(42, r.Process.ReadInt32(a));
+            Assert.Equal(1, mem.RefCount(src));
+        });
+    }
+
+    [Fact]
+    public void Runner_TestThatLeaksAPage_FailsTheLeakCheck()
+    {
+        var leaky = new HmmSelftest("hmm", "hmm_device_private", "leaks_a_page",
+            t => t.Kernel.Memory.AllocPage(Gfp.Kernel, out _));
+        var r = SelftestRunner.Run(leaky);
+        Assert.Equal(SelftestOutcome.Fail, r.Outcome);
+        Assert.Contains("leak", r.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void MigrateToDevice_ThreadedConcurrentCpuReads_DataIntact()
+    {
+        for (ulong run = 1; run <= 5; run++)
+        {
+            using var k = new HostKernel(KernelOptions.For(run, SchedulerMode.Threaded));
+            var dev = new MirrorDevice(k, 0);
+            var p = k.CreateProcess("race");
+            k.Run(() => p.StartThread("main", () =>
+            {
+                Assert.Equal(Errno.Ok, dev.Open(out var f));
+                const int pages = 64;
+                ulong a = p.Map(pages * Page, Prot.ReadWrite, MapFlags.PrivateAnonymous);
+                ulong buf = p.Map(pages * Page, Prot.ReadWrite, MapFlags.PrivateAnonymous);
+                var ints = Enumerable.Range(0, pages * 1024).ToArray();
+                p.WriteBytes(a, MemoryMarshal.AsBytes(ints.AsSpan()));
+                var reader = p.StartThread("reader", () =>
+                {
+                    for (int round = 0; round < 4; round++)
+                    {
+                        var back = new int[ints.Length];
+                        p.ReadBytes(a, MemoryMarshal.AsBytes(back.AsSpan()));
+                        Assert.Equal(ints, back);
+                    }
+                });
+                for (int round = 0; round < 4; round++)
+                {
+                    var cmd = new MirrorCommand { Addr = a, Ptr = buf, NPages = pages };
+                    var err = f!.Ioctl(MirrorIoctl.MigrateToDevice, ref cmd);
+                    Assert.True(err is Errno.Ok or Errno.ENOENT, $"migrate: {err}");
+                }
+                reader.Join();
+                f!.Close();
+                p.Exit();
+            }).Join());
+            k.AssertNoWarnings();
+            Assert.Equal(MirrorDevice.DevicePages, dev.FreeDevicePages);
+        }
+    }
+}
