@@ -53,4 +53,7 @@ public enum Errno
 
     /// <summary>Value too large (e.g. an interval notifier range that wraps around).</summary>
     EOVERFLOW = 75,
+
+    /// <summary>Operation not supported.</summary>
+    EOPNOTSUPP = 95,
 }

@@ -29,6 +29,7 @@ public sealed class MirrorFile : IMmuIntervalNotifierOps
     // Device page-table entries: the pfn, whether the device may write, present bit (pfn 0 is the zero page).
     private const ulong EntryPresent = 1UL << 63;
     private const ulong EntryWrite = 1UL << 62;
+    private const ulong EntryAtomic = 1UL << 61;
     private const ulong EntryPfnMask = (1UL << 52) - 1;
 
     private readonly HostKernel _kernel;
@@ -96,6 +97,8 @@ public sealed class MirrorFile : IMmuIntervalNotifierOps
             MirrorIoctl.Snapshot => Snapshot(ref work),
             MirrorIoctl.MigrateToDevice => MigrateToDevice(ref work),
             MirrorIoctl.MigrateToSystem => MigrateToSystem(ref work),
+            MirrorIoctl.Exclusive => Exclusive(ref work),
+            MirrorIoctl.CheckExclusive => CheckExclusive(work),
             _ => Errno.EINVAL,
         };
         if (err != Errno.Ok)
@@ -267,6 +270,61 @@ public sealed class MirrorFile : IMmuIntervalNotifierOps
             var err = _pt.Store((range.Start >> PageShift) + (ulong)i, entry, Gfp.Atomic);
             if (err != Errno.Ok)
                 return err;
+        }
+        return Errno.Ok;
+    }
+
+    // dmirror_exclusive: atomic access page by page, then read the range back through the device page table.
+    private Errno Exclusive(ref MirrorCommand cmd)
+    {
+        ulong start = cmd.Addr, end = cmd.Addr + (cmd.NPages << PageShift);
+        if (!_mm.MmGetNotZero())
+            return Errno.EINVAL;
+        var mem = _kernel.Memory;
+        try
+        {
+            using (_mm.MmapReadLock())
+            {
+                for (ulong addr = start; addr < end; addr += PageSize)
+                {
+                    var err = _mm.MakeDeviceExclusive(addr, null, out ulong pfn);
+                    if (err != Errno.Ok)
+                        return err;
+                    using (_mutex.Scoped())
+                        _pt.Store(addr >> PageShift, EntryPresent | EntryAtomic | pfn, Gfp.Atomic);
+                    mem.UnlockPage(pfn);
+                    mem.PutPage(pfn);
+                }
+            }
+        }
+        finally
+        {
+            _mm.MmPut();
+        }
+        var bounce = new byte[(int)(end - start)];
+        ulong copied = 0;
+        Errno readErr;
+        using (_mutex.Scoped())
+            readErr = CopyPages(start, end, bounce, ref copied, write: false);
+        if (readErr != Errno.Ok)
+            return readErr;
+        if (_kernel.CurrentProcess!.Mm.CopyToUser(cmd.Ptr, bounce) != Errno.Ok)
+            return Errno.EFAULT;
+        cmd.CPages = copied;
+        return Errno.Ok;
+    }
+
+    // dmirror_check_atomic: the CPU must have taken every page back (the invalidation erased the atomic entries).
+    private Errno CheckExclusive(in MirrorCommand cmd)
+    {
+        ulong start = cmd.Addr >> PageShift, end = start + cmd.NPages;
+        using (_mutex.Scoped())
+        {
+            for (ulong vpn = start; vpn < end; vpn++)
+            {
+                if ((_pt.Load(vpn) & EntryAtomic) != 0)
+                    return Errno.EPERM;
+            }
         }
         return Errno.Ok;
     }

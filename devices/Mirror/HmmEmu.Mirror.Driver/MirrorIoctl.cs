@@ -15,6 +15,12 @@ public enum MirrorIoctl : uint
     /// <summary>HMM_DMIRROR_MIGRATE_TO_SYS: migrate this device's pages in the range back to system memory.</summary>
     MigrateToSystem = 0xC0284803,
 
+    /// <summary>HMM_DMIRROR_EXCLUSIVE: take device-exclusive (atomic) access to each page and read the range back into <c>ptr</c>.</summary>
+    Exclusive = 0xC0284805,
+
+    /// <summary>HMM_DMIRROR_CHECK_EXCLUSIVE: EPERM if the device still holds atomic access to any page of the range.</summary>
+    CheckExclusive = 0xC0284806,
+
     /// <summary>HMM_DMIRROR_SNAPSHOT: one byte per page describing the CPU mapping, without faulting.</summary>
     Snapshot = 0xC0284804,
 }

@@ -147,9 +147,9 @@ public static class Hmm
                     {
                         output = 0;
                     }
-                    else if (pte.IsDevicePrivate)
+                    else if (pte.IsDevicePrivate || pte.IsDeviceExclusive)
                     {
-                        return VmaFault(addr, end, required);   // another owner's page: the fault migrates it to RAM
+                        return VmaFault(addr, end, required);   // the fault migrates it to RAM, or restores it
                     }
                     else if (pte.IsMigration)
                     {

@@ -31,6 +31,8 @@ public sealed partial class Mm
             return vma.File is null ? DoAnonymousPage(vma, addr, write) : DoFileFault(vma, addr, write);
         if (pte.IsDevicePrivate)
             return DoDevicePrivateFault(vma, addr, pte);
+        if (pte.IsDeviceExclusive)
+            return RestoreExclusive(addr, pte);
         if (pte.IsMigration)
         {
             WaitMigrationEntry(addr, pte);

@@ -44,6 +44,12 @@ public sealed partial class Mm
                                 var pte = table.Get(CpuPageTable.PteIndex(a));
                                 if (pte.IsNone)
                                     continue;
+                                if (pte.IsDeviceExclusive)
+                                {
+                                    // try_restore_exclusive_pte: the parent gets its page back before it is shared.
+                                    pte = Pte.Make(pte.Pfn, pte.IsWritableEntry);
+                                    SetPte(table, a, pte);
+                                }
                                 if (!pte.IsSpecial)
                                 {
                                     mem.GetPage(pte.Pfn);

@@ -268,7 +268,7 @@ public sealed partial class Mm
     private void ReleaseMapping(Vma vma, Pte pte)
     {
         // Migration entries hold no mapping reference (the migration holds the page); special entries none at all.
-        if (pte.IsSpecial || pte.IsMigration || (!pte.IsPresent && !pte.IsDevicePrivate))
+        if (pte.IsSpecial || pte.IsMigration || (!pte.IsPresent && !pte.IsDevicePrivate && !pte.IsDeviceExclusive))
             return;
         var mem = Kernel.Memory;
         ulong pfn = pte.Pfn;
@@ -317,6 +317,11 @@ public sealed partial class Mm
                         if (pte.IsDevicePrivate && pte.IsWritableEntry && !write)
                         {
                             SetPte(table, a, Pte.MakeDevicePrivate(pte.Pfn, writable: false));
+                            continue;
+                        }
+                        if (pte.IsDeviceExclusive && pte.IsWritableEntry && !write)
+                        {
+                            SetPte(table, a, Pte.MakeDeviceExclusive(pte.Pfn, writable: false));
                             continue;
                         }
                         if (!pte.IsPresent)

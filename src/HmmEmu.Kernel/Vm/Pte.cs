@@ -20,6 +20,8 @@ public readonly record struct Pte(ulong Raw)
     private const ulong DevicePrivateWrite = 2UL << TypeShift;
     private const ulong MigrationRead = 3UL << TypeShift;
     private const ulong MigrationWrite = 4UL << TypeShift;
+    private const ulong ExclusiveWrite = 5UL << TypeShift;
+    private const ulong ExclusiveRead = 6UL << TypeShift;
     private const int PfnShift = PhysicalMemory.PageShift;
     private const ulong PfnMask = ((1UL << 40) - 1) << PfnShift;
 
@@ -56,8 +58,11 @@ public readonly record struct Pte(ulong Raw)
     /// <summary>A migration entry (is_migration_entry): the page is being migrated; CPU accesses wait for it.</summary>
     public bool IsMigration => !IsPresent && (Raw & TypeMask) is MigrationRead or MigrationWrite;
 
-    /// <summary>For a device-private or migration entry: whether the mapping it stands for is writable.</summary>
-    public bool IsWritableEntry => !IsPresent && (Raw & TypeMask) is DevicePrivateWrite or MigrationWrite;
+    /// <summary>A device-exclusive entry (is_device_exclusive_entry): a device has atomic access; a CPU access restores the mapping first.</summary>
+    public bool IsDeviceExclusive => !IsPresent && (Raw & TypeMask) is ExclusiveWrite or ExclusiveRead;
+
+    /// <summary>For a device-private, migration or device-exclusive entry: whether the mapping it stands for is writable.</summary>
+    public bool IsWritableEntry => !IsPresent && (Raw & TypeMask) is DevicePrivateWrite or MigrationWrite or ExclusiveWrite;
 
     /// <summary>pte_pfn (for non-present device-private and migration entries: the page they stand for).</summary>
     public ulong Pfn => (Raw & PfnMask) >> PfnShift;
@@ -83,6 +88,10 @@ public readonly record struct Pte(ulong Raw)
     /// <summary>make_(readable|writable)_migration_entry for <paramref name="pfn"/>.</summary>
     public static Pte MakeMigration(ulong pfn, bool writable) =>
         new((pfn << PfnShift) | (writable ? MigrationWrite : MigrationRead));
+
+    /// <summary>A device-exclusive entry for <paramref name="pfn"/>.</summary>
+    public static Pte MakeDeviceExclusive(ulong pfn, bool writable) =>
+        new((pfn << PfnShift) | (writable ? ExclusiveWrite : ExclusiveRead));
 
     /// <summary>A PROT_NONE entry that keeps the frame mapped.</summary>
     public Pte MakeProtNone() => new((Raw & ~(PresentBit | WriteBit)) | ProtNoneBit);
@@ -122,8 +131,8 @@ public readonly record struct Pte(ulong Raw)
             return false;
         if (next.IsNone || next.IsMigration || next.Pfn != Pfn || next.IsPresent != IsPresent || next.IsDevicePrivate != IsDevicePrivate)
             return true;
-        if (IsDevicePrivate)
-            return IsWritableEntry && !next.IsWritableEntry;
+        if (IsDevicePrivate || IsDeviceExclusive)
+            return next.IsDeviceExclusive != IsDeviceExclusive || (IsWritableEntry && !next.IsWritableEntry);
         return (IsReadable && !next.IsReadable) || (IsWritable && !next.IsWritable);
     }
 
@@ -134,6 +143,8 @@ public readonly record struct Pte(ulong Raw)
             return "pte_none";
         if (IsDevicePrivate)
             return $"device-private pfn 0x{Pfn:x} {(IsWritableEntry ? "rw" : "r-")}";
+        if (IsDeviceExclusive)
+            return $"device-exclusive pfn 0x{Pfn:x} {(IsWritableEntry ? "rw" : "r-")}";
         if (IsMigration)
             return $"migration pfn 0x{Pfn:x} {(IsWritableEntry ? "rw" : "r-")}";
         string access = IsProtNone ? "---" : IsWritable ? "rw" : "r-";

@@ -36,6 +36,9 @@ public static class HmmSelftests
             ("migrate_multiple", MigrateMultiple),
             ("anon_read_multiple", AnonReadMultiple),
             ("anon_teardown", AnonTeardown),
+            ("exclusive", ExclusiveTest),
+            ("exclusive_mprotect", ExclusiveMprotect),
+            ("exclusive_cow", ExclusiveCow),
             ("hmm_cow_in_device", HmmCowInDevice),
         ];
         (string Name, Action<SelftestContext> Body)[] hmm2 =
@@ -443,6 +446,63 @@ public static class HmmSelftests
         for (int i = 0; i < (int)npages; i++)
             AssertEq(SnapshotProt.Write, m[i], $"m[{i}]");
         AssertInts(t.ReadInts(b.Ptr, n), i => i + 1, "ptr");
+        t.Free(b);
+    }
+
+    private static void TakeExclusive(SelftestContext t, HmmBuffer b, ulong npages, int n)
+    {
+        int ret = t.DmirrorCmd(t.Fd, MirrorIoctl.Exclusive, b, npages);
+        AssertEq(0, ret, "ret");
+        AssertEq(npages, b.CPages, "buffer->cpages");
+        AssertInts(t.ReadInts(b.Mirror, n), i => i, "mirror");
+    }
+
+    // CPU accesses take device-exclusive pages back; the device no longer holds atomic access afterwards.
+    private static void ExclusiveTest(SelftestContext t)
+    {
+        var (b, npages, n) = Std(t);
+        MapStd(t, b, Prot.ReadWrite, MapFlags.PrivateAnonymous);
+        t.WriteInts(b.Ptr, n, i => i);
+        TakeExclusive(t, b, npages, n);
+        var ptr = t.ReadInts(b.Ptr, n);
+        AssertInts(ptr, i => i, "ptr");
+        t.WriteInts(b.Ptr, n, i => ptr[i] + 1);
+        AssertInts(t.ReadInts(b.Ptr, n), i => i + 1, "ptr");
+        int ret = t.DmirrorCmd(t.Fd, MirrorIoctl.CheckExclusive, b, npages);
+        AssertEq(0, ret, "ret");
+        t.Free(b);
+    }
+
+    // mprotect of device-exclusive pages to read-only: a device write then fails with EPERM.
+    private static void ExclusiveMprotect(SelftestContext t)
+    {
+        var (b, npages, n) = Std(t);
+        MapStd(t, b, Prot.ReadWrite, MapFlags.PrivateAnonymous);
+        t.WriteInts(b.Ptr, n, i => i);
+        TakeExclusive(t, b, npages, n);
+        AssertEq(Errno.Ok, t.Process.Mm.Mprotect(b.Ptr, b.Size, Prot.Read), "mprotect");
+        int ret = t.DmirrorCmd(t.Fd, MirrorIoctl.Write, b, npages);
+        AssertEq(-(int)Errno.EPERM, ret, "ret");
+        t.Free(b);
+    }
+
+    // fork of device-exclusive pages: both processes continue and each sees its own copy.
+    private static void ExclusiveCow(SelftestContext t)
+    {
+        var (b, npages, n) = Std(t);
+        MapStd(t, b, Prot.ReadWrite, MapFlags.PrivateAnonymous);
+        t.WriteInts(b.Ptr, n, i => i);
+        TakeExclusive(t, b, npages, n);
+        void IncrementAndCheck(SelftestContext c)
+        {
+            var ptr = c.ReadInts(b.Ptr, n);
+            AssertInts(ptr, i => i, "ptr");
+            c.WriteInts(b.Ptr, n, i => ptr[i] + 1);
+            AssertInts(c.ReadInts(b.Ptr, n), i => i + 1, "ptr");
+        }
+        bool exited = t.ForkAndWait(IncrementAndCheck);
+        AssertEq(true, exited, $"child{(t.ChildFailure is null ? "" : ": " + t.ChildFailure.Message)}");
+        IncrementAndCheck(t);
         t.Free(b);
     }
 }
