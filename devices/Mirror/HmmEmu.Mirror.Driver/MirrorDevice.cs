@@ -13,20 +13,23 @@ namespace HmmEmu.Mirror;
 /// </summary>
 public sealed class MirrorDevice : IDevicePagemapOps
 {
-    /// <summary>Device pages per device (one 256 MiB chunk, DEVMEM_CHUNK_SIZE).</summary>
-    public const int DevicePages = 65536;
+    /// <summary>Device pages per device (128 MiB).</summary>
+    public const int DevicePages = 32768;
 
     private readonly KSpinLock _freeLock;
     private readonly Stack<ulong> _free = new();
 
-    /// <summary>Creates device <paramref name="minor"/> on <paramref name="kernel"/> and registers its device-private memory.</summary>
-    public MirrorDevice(HostKernel kernel, int minor)
+    /// <summary>
+    /// Creates device <paramref name="minor"/> on <paramref name="kernel"/> and registers its memory: device-private
+    /// (as test_hmm's devices 0 and 1) or device-coherent (devices 2 and 3).
+    /// </summary>
+    public MirrorDevice(HostKernel kernel, int minor, MemoryType memoryType = MemoryType.DevicePrivate)
     {
         ArgumentNullException.ThrowIfNull(kernel);
         Kernel = kernel;
         Minor = minor;
         _freeLock = new KSpinLock(kernel, "dmirror.device.lock");
-        Pagemap = DevicePagemap.Register(kernel, MemoryType.DevicePrivate, DevicePages, this, this);
+        Pagemap = DevicePagemap.Register(kernel, memoryType, DevicePages, this, this);
         for (ulong pfn = Pagemap.FirstPfn + (ulong)DevicePages; pfn-- > Pagemap.FirstPfn;)
             _free.Push(pfn);                           // popped in ascending order
     }
@@ -39,6 +42,9 @@ public sealed class MirrorDevice : IDevicePagemapOps
 
     /// <summary>The device's memory.</summary>
     public DevicePagemap Pagemap { get; }
+
+    /// <summary>Whether the device's memory is CPU-coherent (otherwise device-private).</summary>
+    public bool IsCoherent => Pagemap.Type == MemoryType.DeviceCoherent;
 
     /// <summary>How many device pages are free.</summary>
     public int FreeDevicePages
@@ -71,21 +77,27 @@ public sealed class MirrorDevice : IDevicePagemapOps
     /// </summary>
     internal Errno AllocPage(MirrorFile owner, out ulong pfn)
     {
-        var err = Kernel.Memory.AllocPage(Gfp.HighUser | Gfp.Zero, out ulong backing);
+        // Device-private memory is simulated by a backing system page; coherent memory the CPU can touch directly.
+        ulong backing = 0;
         pfn = 0;
-        if (err != Errno.Ok)
-            return err;
+        if (!IsCoherent)
+        {
+            var err = Kernel.Memory.AllocPage(Gfp.HighUser | Gfp.Zero, out backing);
+            if (err != Errno.Ok)
+                return err;
+        }
         using (_freeLock.Scoped())
         {
             if (_free.Count == 0)
             {
-                Kernel.Memory.PutPage(backing);
+                if (backing != 0)
+                    Kernel.Memory.PutPage(backing);
                 return Errno.ENOMEM;
             }
             pfn = _free.Pop();
         }
         Pagemap.InitPage(pfn);
-        Pagemap.SetZoneDeviceData(pfn, new DevicePage(backing, owner));
+        Pagemap.SetZoneDeviceData(pfn, new DevicePage(IsCoherent ? pfn : backing, owner));
         return Errno.Ok;
     }
 
@@ -96,7 +108,7 @@ public sealed class MirrorDevice : IDevicePagemapOps
     /// <inheritdoc />
     public void PageFree(ulong pfn)
     {
-        if (Pagemap.GetZoneDeviceData(pfn) is DevicePage d)
+        if (Pagemap.GetZoneDeviceData(pfn) is DevicePage d && d.Backing != pfn)
             Kernel.Memory.PutPage(d.Backing);
         Pagemap.SetZoneDeviceData(pfn, null);
         using (_freeLock.Scoped())

@@ -447,7 +447,7 @@ public sealed class MirrorFile : IMmuIntervalNotifierOps
                     var args = new MigrateVma
                     {
                         Vma = vma, Start = addr, End = next, Src = new ulong[ChunkPages], Dst = new ulong[ChunkPages],
-                        PgmapOwner = Device, Flags = MigrateSelect.DevicePrivate,
+                        PgmapOwner = Device, Flags = Device.IsCoherent ? MigrateSelect.DeviceCoherent : MigrateSelect.DevicePrivate,
                     };
                     var err = Migrate.VmaSetup(args);
                     if (err != Errno.Ok)
@@ -563,9 +563,12 @@ public sealed class MirrorFile : IMmuIntervalNotifierOps
         if ((e & HmmPfn.Valid) == 0)
             return SnapshotProt.None;
         ulong pfn = HmmPfn.ToPfn(e);
-        byte b = DevicePagemap.Of(_kernel, pfn) is { } pgmap
-            ? (ReferenceEquals(pgmap.Owner, Device) ? SnapshotProt.DevPrivateLocal : SnapshotProt.DevPrivateRemote)
-            : pfn == PhysicalMemory.ZeroPfn ? SnapshotProt.Zero : SnapshotProt.None;
+        byte b = DevicePagemap.Of(_kernel, pfn) switch
+        {
+            { Type: MemoryType.DevicePrivate } p => ReferenceEquals(p.Owner, Device) ? SnapshotProt.DevPrivateLocal : SnapshotProt.DevPrivateRemote,
+            { Type: MemoryType.DeviceCoherent } p => ReferenceEquals(p.Owner, Device) ? SnapshotProt.DevCoherentLocal : SnapshotProt.DevCoherentRemote,
+            _ => pfn == PhysicalMemory.ZeroPfn ? SnapshotProt.Zero : SnapshotProt.None,
+        };
         b |= (e & HmmPfn.Write) != 0 ? SnapshotProt.Write : SnapshotProt.Read;
         int order = HmmPfn.MapOrder(e);
         if (order == 9)

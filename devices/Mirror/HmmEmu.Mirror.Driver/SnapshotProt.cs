@@ -29,4 +29,10 @@ public static class SnapshotProt
 
     /// <summary>HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE: in another device's private memory.</summary>
     public const byte DevPrivateRemote = 0x30;
+
+    /// <summary>HMM_DMIRROR_PROT_DEV_COHERENT_LOCAL: in this device's coherent memory.</summary>
+    public const byte DevCoherentLocal = 0x40;
+
+    /// <summary>HMM_DMIRROR_PROT_DEV_COHERENT_REMOTE: in another device's coherent memory.</summary>
+    public const byte DevCoherentRemote = 0x50;
 }

@@ -12,8 +12,6 @@ namespace HmmEmu.Testing.Selftests;
 /// </summary>
 public static class HmmSelftests
 {
-    private const string CoherentSkip = "DEVICE_COHERENT not available";
-
     /// <summary>Every ported case, in the order the kernel's harness runs them.</summary>
     public static IReadOnlyList<HmmSelftest> All { get; } = Build();
 
@@ -50,15 +48,13 @@ public static class HmmSelftests
         var all = new List<HmmSelftest>();
         foreach (var variant in new[] { "hmm_device_private", "hmm_device_coherent" })
         {
-            string? skip = variant == "hmm_device_coherent" ? CoherentSkip : null;
             foreach (var (name, body) in hmm)
-                all.Add(new HmmSelftest("hmm", variant, name, body, skip));
+                all.Add(new HmmSelftest("hmm", variant, name, body));
         }
         foreach (var variant in new[] { "hmm2_device_private", "hmm2_device_coherent" })
         {
-            string? skip = variant == "hmm2_device_coherent" ? CoherentSkip : null;
             foreach (var (name, body) in hmm2)
-                all.Add(new HmmSelftest("hmm2", variant, name, body, skip));
+                all.Add(new HmmSelftest("hmm2", variant, name, body));
         }
         return all;
     }
@@ -301,8 +297,16 @@ public static class HmmSelftests
         AssertEq((byte)(SnapshotProt.Zero | SnapshotProt.Read), m[2], "m[2]");
         AssertEq(SnapshotProt.Read, m[3], "m[3]");
         AssertEq(SnapshotProt.Write, m[4], "m[4]");
-        AssertEq((byte)(SnapshotProt.DevPrivateLocal | SnapshotProt.Write), m[5], "m[5]");
-        AssertEq(SnapshotProt.None, m[6], "m[6]");
+        if (t.IsCoherent)
+        {
+            AssertEq((byte)(SnapshotProt.DevCoherentLocal | SnapshotProt.Write), m[5], "m[5]");
+            AssertEq((byte)(SnapshotProt.DevCoherentRemote | SnapshotProt.Write), m[6], "m[6]");
+        }
+        else
+        {
+            AssertEq((byte)(SnapshotProt.DevPrivateLocal | SnapshotProt.Write), m[5], "m[5]");
+            AssertEq(SnapshotProt.None, m[6], "m[6]");
+        }
         t.Free(b);
     }
 
@@ -383,6 +387,12 @@ public static class HmmSelftests
             AssertEq(0, ret, "ret");
             AssertEq(npages, b.CPages, "buffer->cpages");
             AssertInts(t.ReadInts(b.Mirror, n), i => i, "mirror");
+            if (t.IsCoherent)
+            {
+                ret = t.DmirrorCmd(t.Fd, MirrorIoctl.MigrateToSystem, b, npages);
+                AssertEq(0, ret, "ret");
+                AssertEq(npages, b.CPages, "buffer->cpages");
+            }
             AssertInts(t.ReadInts(b.Ptr, n), i => i, "ptr");
             t.Free(b);
         }

@@ -43,6 +43,12 @@ public sealed class SelftestContext
     /// <summary>The fixture's second open device (fd1), for hmm2 tests.</summary>
     public MirrorFile? Fd1 { get; internal set; }
 
+    /// <summary>The fixture variant's device number (0 for the private variants, 2 for the coherent ones).</summary>
+    public int DeviceNumber { get; internal set; }
+
+    /// <summary>hmm_is_coherent_type(variant->device_number).</summary>
+    public bool IsCoherent => DeviceNumber >= 2;
+
     /// <summary>Seeded randomness (hmm_random).</summary>
     public SimRandom Random { get; }
 

@@ -1,4 +1,5 @@
 using HmmEmu.Kernel;
+using HmmEmu.Kernel.Migration;
 using HmmEmu.Mirror;
 using HmmEmu.Simulation;
 
@@ -17,7 +18,12 @@ public static class SelftestRunner
         if (test.SkipReason is not null)
             return new SelftestResult(test, SelftestOutcome.Skip, test.SkipReason, 0, 0);
         using var kernel = new HostKernel(KernelOptions.For(seed, mode));
-        var devices = new[] { new MirrorDevice(kernel, 0), new MirrorDevice(kernel, 1) };
+        // /dev/hmm_dmirror0..3: two device-private and two device-coherent devices, as test_hmm with spm_addr set.
+        var devices = new[]
+        {
+            new MirrorDevice(kernel, 0), new MirrorDevice(kernel, 1),
+            new MirrorDevice(kernel, 2, MemoryType.DeviceCoherent), new MirrorDevice(kernel, 3, MemoryType.DeviceCoherent),
+        };
         var process = kernel.CreateProcess("hmm-tests");
         string? failure = null;
         try
@@ -27,9 +33,11 @@ public static class SelftestRunner
                 var main = process.StartThread("main", () =>
                 {
                     var ctx = new SelftestContext(kernel, process, devices, kernel.CreateRandom("hmm-tests"));
-                    ctx.Fd = ctx.Open(0);
+                    int first = test.Variant.EndsWith("_coherent", StringComparison.Ordinal) ? 2 : 0;
+                    ctx.DeviceNumber = first;
+                    ctx.Fd = ctx.Open(first);
                     if (test.Fixture == "hmm2")
-                        ctx.Fd1 = ctx.Open(1);
+                        ctx.Fd1 = ctx.Open(first + 1);
                     test.Body(ctx);
                     ctx.Fd.Close();
                     ctx.Fd1?.Close();
