@@ -37,6 +37,7 @@ public static class HmmSelftests
             ("exclusive", ExclusiveTest),
             ("exclusive_mprotect", ExclusiveMprotect),
             ("exclusive_cow", ExclusiveCow),
+            ("hmm_gup_test", HmmGupTest),
             ("hmm_cow_in_device", HmmCowInDevice),
         ];
         (string Name, Action<SelftestContext> Body)[] hmm2 =
@@ -513,6 +514,37 @@ public static class HmmSelftests
         bool exited = t.ForkAndWait(IncrementAndCheck);
         AssertEq(true, exited, $"child{(t.ChildFailure is null ? "" : ": " + t.ChildFailure.Message)}");
         IncrementAndCheck(t);
+        t.Free(b);
+    }
+
+    // get_user_pages on migrated pages: device-private pages come back to system memory; coherent pages stay unless
+    // the pin is long-term.
+    private static void HmmGupTest(SelftestContext t)
+    {
+        const ulong npages = 4;
+        ulong ps = t.PageSize;
+        var b = t.AllocBuffer(npages * ps);
+        int n = (int)(b.Size / sizeof(int));
+        MapStd(t, b, Prot.ReadWrite, MapFlags.PrivateAnonymous);
+        t.WriteInts(b.Ptr, n, i => i);
+        int ret = t.DmirrorCmd(t.Fd, MirrorIoctl.MigrateToDevice, b, npages);
+        AssertEq(0, ret, "ret");
+        AssertEq(npages, b.CPages, "buffer->cpages");
+        AssertInts(t.ReadInts(b.Mirror, n), i => i, "mirror");
+        AssertEq(0, t.GupTestExec(b.Ptr, GupTestCommand.GupBasicTest, ps), "gup_test_exec(GUP_BASIC_TEST)");
+        AssertEq(0, t.GupTestExec(b.Ptr + ps, GupTestCommand.GupFastBenchmark, ps), "gup_test_exec(GUP_FAST_BENCHMARK)");
+        AssertEq(0, t.GupTestExec(b.Ptr + 2 * ps, GupTestCommand.PinFastBenchmark, ps, GupFlags.LongTerm), "gup_test_exec(PIN_FAST_BENCHMARK)");
+        AssertEq(0, t.GupTestExec(b.Ptr + 3 * ps, GupTestCommand.PinLongtermBenchmark, ps), "gup_test_exec(PIN_LONGTERM_BENCHMARK)");
+        ret = t.DmirrorCmd(t.Fd, MirrorIoctl.Snapshot, b, npages);
+        AssertEq(0, ret, "ret");
+        AssertEq(npages, b.CPages, "buffer->cpages");
+        var m = t.ReadBytes(b.Mirror, (int)npages);
+        byte first = t.IsCoherent ? (byte)(SnapshotProt.DevCoherentLocal | SnapshotProt.Write) : SnapshotProt.Write;
+        AssertEq(first, m[0], "m[0]");
+        AssertEq(first, m[1], "m[1]");
+        AssertEq(SnapshotProt.Write, m[2], "m[2]");
+        AssertEq(SnapshotProt.Write, m[3], "m[3]");
+        AssertInts(t.ReadInts(b.Ptr, n), i => i, "ptr");
         t.Free(b);
     }
 }

@@ -107,6 +107,23 @@ public sealed class SelftestContext
         return 0;
     }
 
+    /// <summary>
+    /// gup_test_exec: runs a gup_test command over <paramref name="size"/> bytes at <paramref name="addr"/> of the
+    /// calling process with FOLL_WRITE plus <paramref name="flags"/>, then releases the pages. Returns 0 or -errno.
+    /// </summary>
+    public int GupTestExec(ulong addr, GupTestCommand command, ulong size, GupFlags flags = GupFlags.None)
+    {
+        var mm = Current(Kernel).Mm;
+        var gupFlags = GupFlags.Write | flags;
+        if (command == GupTestCommand.PinLongtermBenchmark)
+            gupFlags |= GupFlags.LongTerm;
+        var pages = new ulong[(size + PageSize - 1) >> PageShift];
+        var err = mm.GetUserPages(addr, gupFlags, pages, out int pinned);
+        for (int i = 0; i < pinned; i++)
+            Kernel.Memory.PutPage(pages[i]);
+        return err == Errno.Ok ? 0 : -(int)err;
+    }
+
     /// <summary>hmm_open: opens /dev/hmm_dmirror<paramref name="unit"/> from the calling process.</summary>
     public MirrorFile Open(int unit)
     {
