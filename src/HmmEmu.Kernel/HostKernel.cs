@@ -100,6 +100,14 @@ public sealed class HostKernel : IDisposable
         return new SimFile(this, id, name, shmem: true);
     }
 
+    // Address spaces that may still map pages (their process has not exited), in creation order: the reverse map
+    // that device-memory eviction walks.
+    internal Vm.Mm[] LiveAddressSpaces()
+    {
+        lock (_lock)
+            return [.. _processes.Select(p => p.Mm).Where(mm => !mm.HasExited).Distinct()];
+    }
+
     internal int AllocateMmId() => Interlocked.Increment(ref _nextMmId);
 
     internal Process Fork(Process parent, Mm childMm)

@@ -276,4 +276,38 @@ public sealed class MirrorMigrationTests
             Assert.Equal(Errno.Ok, r.Cmd(MirrorIoctl.CheckExclusive, a, 3, buf, out _));
         });
     }
+
+    [Fact]
+    public void Release_MigratedPagesSharedWithChild_EvictedEverywhereDataIntact()
+    {
+        WithMirror(11, r =>
+        {
+            const int pages = 4;
+            ulong a = r.Process.Map(pages * Page, Prot.ReadWrite, MapFlags.PrivateAnonymous);
+            ulong buf = r.Process.Map(pages * Page, Prot.ReadWrite, MapFlags.PrivateAnonymous);
+            for (int i = 0; i < pages; i++)
+                r.Process.WriteInt32(a + (ulong)i * Page, 100 + i);
+            Assert.Equal(Errno.Ok, r.Cmd(MirrorIoctl.MigrateToDevice, a, pages, buf, out _));
+            var child = r.Process.Fork();
+            Assert.True(child.Mm.GetPte(a).IsDevicePrivate);
+
+            Assert.Equal(Errno.Ok, r.Cmd(MirrorIoctl.Release, a, 1, buf, out _));
+
+            Assert.Equal(MirrorDevice.DevicePages, r.Device.FreeDevicePages);
+            Assert.Equal(0, r.File.MappedPages);
+            for (int i = 0; i < pages; i++)
+            {
+                ulong at = a + (ulong)i * Page;
+                Assert.True(r.Process.Mm.GetPte(at).IsPresent, $"parent page {i}: {r.Process.Mm.GetPte(at)}");
+                Assert.True(child.Mm.GetPte(at).IsPresent, $"child page {i}: {child.Mm.GetPte(at)}");
+                Assert.Equal(100 + i, r.Process.ReadInt32(at));
+            }
+            var t = child.StartThread("child", () =>
+            {
+                Assert.Equal(102, child.ReadInt32(a + 2 * Page));
+                child.Exit();
+            });
+            t.Join();
+        });
+    }
 }

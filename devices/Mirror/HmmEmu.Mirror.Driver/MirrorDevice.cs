@@ -105,6 +105,34 @@ public sealed class MirrorDevice : IDevicePagemapOps
     internal ulong BackingPfn(ulong pfn) =>
         DevicePagemap.Of(Kernel, pfn)?.GetZoneDeviceData(pfn) is DevicePage d ? d.Backing : pfn;
 
+    /// <summary>
+    /// dmirror_device_evict_chunk for the whole device: every page in use goes back to system memory, wherever it is
+    /// mapped, and every mirror's entries for it are dropped by the invalidations. May sleep.
+    /// </summary>
+    public Errno EvictAll()
+    {
+        var mem = Kernel.Memory;
+        var m = DeviceMigration.Range(Kernel, Pagemap.FirstPfn, DevicePages);
+        var result = Errno.Ok;
+        for (int i = 0; i < DevicePages; i++)
+        {
+            ulong src = m.Src[i];
+            if ((src & MigratePfn.Migrate) == 0 || MigratePfn.ToPfn(src) is not ulong spfn)
+                continue;
+            if (mem.AllocPage(Gfp.HighUser, out ulong dpfn) != Errno.Ok)
+            {
+                result = Errno.ENOMEM;
+                continue;
+            }
+            mem.LockPage(dpfn);
+            mem.CopyPage(dpfn, BackingPfn(spfn));
+            m.Dst[i] = MigratePfn.From(dpfn) | (src & MigratePfn.Write);
+        }
+        m.Pages();
+        m.Complete();
+        return result;
+    }
+
     /// <inheritdoc />
     public void PageFree(ulong pfn)
     {

@@ -99,6 +99,7 @@ public sealed class MirrorFile : IMmuIntervalNotifierOps
             MirrorIoctl.MigrateToSystem => MigrateToSystem(ref work),
             MirrorIoctl.Exclusive => Exclusive(ref work),
             MirrorIoctl.CheckExclusive => CheckExclusive(work),
+            MirrorIoctl.Release => Device.EvictAll(),
             _ => Errno.EINVAL,
         };
         if (err != Errno.Ok)

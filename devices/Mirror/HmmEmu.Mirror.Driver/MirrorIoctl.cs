@@ -21,6 +21,9 @@ public enum MirrorIoctl : uint
     /// <summary>HMM_DMIRROR_CHECK_EXCLUSIVE: EPERM if the device still holds atomic access to any page of the range.</summary>
     CheckExclusive = 0xC0284806,
 
+    /// <summary>HMM_DMIRROR_RELEASE: evict all of the device's memory back to system memory.</summary>
+    Release = 0xC0284807,
+
     /// <summary>HMM_DMIRROR_SNAPSHOT: one byte per page describing the CPU mapping, without faulting.</summary>
     Snapshot = 0xC0284804,
 }

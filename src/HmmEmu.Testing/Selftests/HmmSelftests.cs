@@ -30,6 +30,7 @@ public static class HmmSelftests
             ("file_write", FileWrite),
             ("migrate", MigrateTest),
             ("migrate_fault", MigrateFault),
+            ("migrate_release", MigrateRelease),
             ("migrate_shared", MigrateShared),
             ("migrate_multiple", MigrateMultiple),
             ("anon_read_multiple", AnonReadMultiple),
@@ -545,6 +546,22 @@ public static class HmmSelftests
         AssertEq(SnapshotProt.Write, m[2], "m[2]");
         AssertEq(SnapshotProt.Write, m[3], "m[3]");
         AssertInts(t.ReadInts(b.Ptr, n), i => i, "ptr");
+        t.Free(b);
+    }
+
+    // Migrate, then have the device give all its memory back; the CPU still reads the data.
+    private static void MigrateRelease(SelftestContext t)
+    {
+        var (b, npages, n) = Std(t);
+        MapStd(t, b, Prot.ReadWrite, MapFlags.PrivateAnonymous);
+        t.WriteInts(b.Ptr, n, i => i);
+        int ret = t.DmirrorCmd(t.Fd, MirrorIoctl.MigrateToDevice, b, npages);
+        AssertEq(0, ret, "ret");
+        AssertEq(npages, b.CPages, "buffer->cpages");
+        AssertInts(t.ReadInts(b.Mirror, n), i => i, "mirror");
+        ret = t.DmirrorCmd(t.Fd, MirrorIoctl.Release, b, npages);
+        AssertEq(0, ret, "ret");
+        AssertInts(t.ReadInts(b.Ptr, n / 2), i => i, "ptr");
         t.Free(b);
     }
 }
