@@ -108,6 +108,30 @@ public sealed class MirrorFile : IMmuIntervalNotifierOps
         return Errno.Ok;
     }
 
+    /// <summary>
+    /// mmap(2) of the device file by the calling process (dmirror_fops_mmap): every page of the area is a fresh,
+    /// zeroed kernel page inserted with vm_insert_page. Returns the address, or the errno (nothing stays mapped). May sleep.
+    /// </summary>
+    public Errno Mmap(ulong length, Prot prot, MapFlags flags, out ulong address)
+    {
+        var mm = _kernel.CurrentProcess?.Mm ?? throw new InvalidOperationException("mmap of a mirror file must be called from a process thread.");
+        var mem = _kernel.Memory;
+        return mm.MmapDevice(length, prot, flags, vma =>
+        {
+            for (ulong addr = vma.Start; addr < vma.End; addr += PageSize)
+            {
+                var err = mem.AllocPage(Gfp.Kernel | Gfp.Zero, out ulong pfn);
+                if (err != Errno.Ok)
+                    return err;
+                err = mm.InsertPage(vma, addr, pfn);
+                mem.PutPage(pfn);                      // the mapping holds its own reference now
+                if (err != Errno.Ok)
+                    return err;
+            }
+            return Errno.Ok;
+        }, out address);
+    }
+
     /// <summary>dmirror_interval_invalidate: drops the device's entries for the range. May sleep only if the range is blockable.</summary>
     public bool Invalidate(MmuIntervalNotifier notifier, in MmuNotifierRange range, ulong curSeq)
     {

@@ -28,7 +28,11 @@ public sealed partial class Mm
 
         var pte = PageTable.Get(addr);
         if (pte.IsNone)
+        {
+            if (vma.IsDeviceMapping)
+                return VmFaultResult.SigBus;           // the driver populated what it maps; nothing to fault in
             return vma.File is null ? DoAnonymousPage(vma, addr, write) : DoFileFault(vma, addr, write);
+        }
         if (pte.IsDevicePrivate)
             return DoDevicePrivateFault(vma, addr, pte);
         if (pte.IsDeviceExclusive)

@@ -44,7 +44,10 @@ public sealed class Vma
     public ulong Length => End - Start;
 
     /// <summary>Whether this is an anonymous mapping (vma_is_anonymous).</summary>
-    public bool IsAnonymous => File is null;
+    public bool IsAnonymous => File is null && !IsDeviceMapping;
+
+    /// <summary>Whether a device driver's mmap populated this area (it has vm_ops and no page cache behind it).</summary>
+    public bool IsDeviceMapping { get; internal init; }
 
     /// <summary>Whether this is a shared mapping.</summary>
     public bool IsShared => (Flags & VmFlags.Shared) != 0;
@@ -59,9 +62,9 @@ public sealed class Vma
     public ulong FileIndex(ulong addr) => PgOff + ((addr - Start) >> PhysicalMemory.PageShift);
 
     internal Vma CloneRange(ulong start, ulong end) =>
-        new(Mm, start, end, Flags, File, PgOff + ((start - Start) >> PhysicalMemory.PageShift)) { HasAnonPages = HasAnonPages };
+        new(Mm, start, end, Flags, File, PgOff + ((start - Start) >> PhysicalMemory.PageShift)) { HasAnonPages = HasAnonPages, IsDeviceMapping = IsDeviceMapping };
 
-    internal Vma CloneInto(Mm mm) => new(mm, Start, End, Flags, File, PgOff) { HasAnonPages = HasAnonPages };
+    internal Vma CloneInto(Mm mm) => new(mm, Start, End, Flags, File, PgOff) { HasAnonPages = HasAnonPages, IsDeviceMapping = IsDeviceMapping };
 
     /// <inheritdoc />
     public override string ToString() =>

@@ -35,6 +35,7 @@ public static class HmmSelftests
             ("migrate_multiple", MigrateMultiple),
             ("anon_read_multiple", AnonReadMultiple),
             ("anon_teardown", AnonTeardown),
+            ("mixedmap", Mixedmap),
             ("exclusive", ExclusiveTest),
             ("exclusive_mprotect", ExclusiveMprotect),
             ("exclusive_cow", ExclusiveCow),
@@ -562,6 +563,21 @@ public static class HmmSelftests
         ret = t.DmirrorCmd(t.Fd, MirrorIoctl.Release, b, npages);
         AssertEq(0, ret, "ret");
         AssertInts(t.ReadInts(b.Ptr, n / 2), i => i, "ptr");
+        t.Free(b);
+    }
+
+    // A private mapping of the device file itself (VM_MIXEDMAP kernel pages) snapshots as read-only.
+    private static void Mixedmap(SelftestContext t)
+    {
+        const ulong npages = 1;
+        var b = t.AllocBuffer(npages * t.PageSize, npages);
+        var err = t.Fd.Mmap(b.Size, Prot.ReadWrite, MapFlags.Private, out ulong ptr);
+        AssertEq(Errno.Ok, err, "mmap");
+        b.Ptr = ptr;
+        int ret = t.DmirrorCmd(t.Fd, MirrorIoctl.Snapshot, b, npages);
+        AssertEq(0, ret, "ret");
+        AssertEq(npages, b.CPages, "buffer->cpages");
+        AssertEq(SnapshotProt.Read, t.ReadBytes(b.Mirror, 1)[0], "m[0]");
         t.Free(b);
     }
 }
