@@ -310,4 +310,25 @@ public sealed class MirrorMigrationTests
             t.Join();
         });
     }
+
+    [Fact]
+    public void Mremap_MigratedPages_MoveWithTheMappingAndFaultBackIntact()
+    {
+        WithMirror(12, r =>
+        {
+            const int pages = 8;
+            var mm = r.Process.Mm;
+            ulong a = r.Process.Map(pages * Page, Prot.ReadWrite, MapFlags.PrivateAnonymous);
+            ulong buf = r.Process.Map(pages * Page, Prot.ReadWrite, MapFlags.PrivateAnonymous);
+            for (int i = 0; i < pages; i++)
+                r.Process.WriteInt32(a + (ulong)i * Page, 1000 + i);
+            Assert.Equal(Errno.Ok, r.Cmd(MirrorIoctl.MigrateToDevice, a, pages, buf, out _));
+            Assert.Equal(Errno.Ok, mm.Mremap(a, pages * Page, pages * Page, MremapFlags.MayMove | MremapFlags.Fixed, buf, out ulong moved));
+            Assert.Equal(buf, moved);
+            Assert.True(mm.GetPte(moved).IsDevicePrivate, mm.GetPte(moved).ToString());
+            Assert.Equal(0, r.File.MappedPages);             // the move invalidated the device's view of the old range
+            for (int i = 0; i < pages; i++)
+                Assert.Equal(1000 + i, r.Process.ReadInt32(moved + (ulong)i * Page));
+        });
+    }
 }
