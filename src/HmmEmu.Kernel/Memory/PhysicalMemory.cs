@@ -45,7 +45,7 @@ public sealed class PhysicalMemory
     private readonly SimWaitQueue _pageLockWait;
     private readonly int _reserve;
     private readonly int _metaCount;
-    private readonly List<IDevicePageRegion> _regions = [];
+    private IDevicePageRegion[] _regions = [];   // replaced whole under _zoneLock; read without it
     private int _nextDevicePfn;
     private int _freeCount;
     private int _lruCount;
@@ -417,7 +417,7 @@ public sealed class PhysicalMemory
                     "Raise KernelOptions.DevicePages.");
             }
             ulong first = (ulong)_nextDevicePfn;
-            _regions.Add(region);
+            Volatile.Write(ref _regions, [.. _regions, region]);
             Volatile.Write(ref _nextDevicePfn, _nextDevicePfn + pages);
             return first;
         }
@@ -428,13 +428,11 @@ public sealed class PhysicalMemory
     {
         if (!IsDevicePage(pfn))
             return null;
-        lock (_zoneLock)
+        foreach (var r in Volatile.Read(ref _regions))
         {
-            foreach (var r in _regions)
-            {
-                if (pfn >= r.FirstPfn && pfn < r.FirstPfn + (ulong)r.PageCount)
-                    return r;
-            }
+            // FirstPfn is still 0 while a region is being registered: such a region matches nothing yet.
+            if (r.FirstPfn >= TotalPages && pfn >= r.FirstPfn && pfn < r.FirstPfn + (ulong)r.PageCount)
+                return r;
         }
         return null;
     }

@@ -50,24 +50,29 @@ public sealed partial class Mm
         {
             var table = PageTable.Find(addr, out ulong next);
             ulong stop = Math.Min(end, next);
-            for (ulong a = addr; a < stop; a += PageSize)
+            if (table is null)
             {
-                int i = (int)((a - start) >> PhysicalMemory.PageShift);
-                if (table is null)
+                for (ulong a = addr; a < stop; a += PageSize)
                 {
                     if (vma.IsAnonymous)
                     {
-                        args.Src[i] = MigratePfn.Migrate;
+                        args.Src[(a - start) >> PhysicalMemory.PageShift] = MigratePfn.Migrate;
                         cpages++;
                     }
-                    continue;
                 }
+            }
+            else
+            {
+                // One page-table lock hold per table: collection never sleeps.
                 using (PageTableLock.Scoped())
                 {
-                    ulong s = CollectOne(args, vma, table, a);
-                    args.Src[i] = s;
-                    if ((s & MigratePfn.Migrate) != 0)
-                        cpages++;
+                    for (ulong a = addr; a < stop; a += PageSize)
+                    {
+                        ulong s = CollectOne(args, vma, table, a);
+                        args.Src[(a - start) >> PhysicalMemory.PageShift] = s;
+                        if ((s & MigratePfn.Migrate) != 0)
+                            cpages++;
+                    }
                 }
             }
             addr = stop;
@@ -194,32 +199,37 @@ public sealed partial class Mm
         MmapLock.AssertHeld("migrate_vma_finalize");
         var mem = Kernel.Memory;
         var vma = args.Vma!;
-        for (ulong i = 0; i < args.NPages; i++)
+        // One page-table lock hold for the whole range: nothing below sleeps (page frees call the driver's
+        // PageFree, which must not sleep either).
+        using (PageTableLock.Scoped())
         {
-            ulong src = args.Src![i], dst = args.Dst![i];
-            ulong? dpfn = MigratePfn.ToPfn(dst);
-            if (MigratePfn.ToPfn(src) is ulong spfn)
+            PteTable? t = null;
+            ulong tableEnd = 0;
+            for (ulong i = 0; i < args.NPages; i++)
             {
-                bool migrated = (src & MigratePfn.Migrate) != 0 && dpfn is not null;
-                ulong newPfn = migrated ? dpfn!.Value : spfn;
+                ulong src = args.Src![i], dst = args.Dst![i];
+                ulong? dpfn = MigratePfn.ToPfn(dst);
                 ulong addr = args.Start + (i << PhysicalMemory.PageShift);
-                if (migrated && mem.HasFlags(spfn, PageFlags.Dirty))
-                    mem.SetFlags(newPfn, PageFlags.Dirty);
-                using (PageTableLock.Scoped())
+                if (addr >= tableEnd)
+                    t = PageTable.Find(addr, out tableEnd);
+                if (MigratePfn.ToPfn(src) is ulong spfn)
                 {
-                    var t = PageTable.Find(addr, out _);
+                    bool migrated = (src & MigratePfn.Migrate) != 0 && dpfn is not null;
+                    ulong newPfn = migrated ? dpfn!.Value : spfn;
+                    if (migrated && mem.HasFlags(spfn, PageFlags.Dirty))
+                        mem.SetFlags(newPfn, PageFlags.Dirty);
                     var cur = t?.Get(CpuPageTable.PteIndex(addr)) ?? Pte.None;
                     if (cur.IsMigration && cur.Pfn == spfn)
                         MapMigrated(vma, t!, addr, newPfn, cur.IsWritableEntry);
+                    if (args.FaultPage != spfn)
+                        mem.UnlockPage(spfn);
+                    mem.PutPage(spfn);                  // the migration's reference
                 }
-                if (args.FaultPage != spfn)
-                    mem.UnlockPage(spfn);
-                mem.PutPage(spfn);                      // the migration's reference
-            }
-            if (dpfn is ulong d)
-            {
-                mem.UnlockPage(d);
-                mem.PutPage(d);                         // the driver's reference
+                if (dpfn is ulong d)
+                {
+                    mem.UnlockPage(d);
+                    mem.PutPage(d);                     // the driver's reference
+                }
             }
         }
         MigrationWait.WakeAll();
