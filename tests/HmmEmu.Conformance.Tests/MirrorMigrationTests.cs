@@ -331,4 +331,44 @@ public sealed class MirrorMigrationTests
                 Assert.Equal(1000 + i, r.Process.ReadInt32(moved + (ulong)i * Page));
         });
     }
+
+    [Theory]
+    [InlineData(SchedulerMode.Deterministic)]
+    [InlineData(SchedulerMode.Threaded)]
+    public void Release_RacingCpuReadsAndMunmap_NoDeadlockDataIntact(SchedulerMode mode)
+    {
+        for (ulong seed = 1; seed <= 8; seed++)
+        {
+            using var k = new HostKernel(KernelOptions.For(seed, mode));
+            var dev = new MirrorDevice(k, 0);
+            var p = k.CreateProcess("evict-race");
+            k.Run(() => p.StartThread("main", () =>
+            {
+                Assert.Equal(Errno.Ok, dev.Open(out var f));
+                const int pages = 32;
+                ulong a = p.Map(pages * Page, Prot.ReadWrite, MapFlags.PrivateAnonymous);
+                ulong other = p.Map(4 * Page, Prot.ReadWrite, MapFlags.PrivateAnonymous);
+                ulong buf = p.Map(pages * Page, Prot.ReadWrite, MapFlags.PrivateAnonymous);
+                var ints = Enumerable.Range(7, pages * 1024).ToArray();
+                p.WriteBytes(a, MemoryMarshal.AsBytes(ints.AsSpan()));
+                var cmd = new MirrorCommand { Addr = a, Ptr = buf, NPages = pages };
+                Assert.Equal(Errno.Ok, f!.Ioctl(MirrorIoctl.MigrateToDevice, ref cmd));
+                var evictor = p.StartThread("release", () =>
+                {
+                    var c = new MirrorCommand { Addr = a, Ptr = buf, NPages = 1 };
+                    Assert.Equal(Errno.Ok, f.Ioctl(MirrorIoctl.Release, ref c));
+                });
+                var unmapper = p.StartThread("munmap", () => Assert.Equal(Errno.Ok, p.Mm.Munmap(other, 4 * Page)));
+                var back = new int[ints.Length];
+                p.ReadBytes(a, MemoryMarshal.AsBytes(back.AsSpan()));
+                Assert.Equal(ints, back);
+                evictor.Join();
+                unmapper.Join();
+                f.Close();
+                p.Exit();
+            }).Join());
+            k.AssertNoWarnings();
+            Assert.Equal(MirrorDevice.DevicePages, dev.FreeDevicePages);
+        }
+    }
 }

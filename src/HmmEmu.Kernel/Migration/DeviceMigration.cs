@@ -11,7 +11,7 @@ namespace HmmEmu.Kernel.Migration;
 public sealed class DeviceMigration
 {
     private readonly HostKernel _kernel;
-    private readonly List<(Mm Mm, ulong Addr, ulong Pfn)> _places = [];
+    private readonly List<(Vma Vma, ulong Addr, ulong Pfn)> _places = [];
     private bool _finalized;
 
     private DeviceMigration(HostKernel kernel, ulong firstPfn, ulong[] src, ulong[] dst)
@@ -85,11 +85,11 @@ public sealed class DeviceMigration
             throw new InvalidOperationException("migrate_device_finalize called twice for one eviction.");
         _finalized = true;
         var mem = _kernel.Memory;
-        foreach (var (mm, addr, pfn) in _places)
+        foreach (var (vma, addr, pfn) in _places)
         {
             int i = (int)(pfn - FirstPfn);
             bool migrated = (Src[i] & MigratePfn.Migrate) != 0 && MigratePfn.ToPfn(Dst[i]) is not null;
-            mm.RestoreAfterDeviceEviction(addr, pfn, migrated ? MigratePfn.ToPfn(Dst[i])!.Value : pfn);
+            vma.Mm.RestoreAfterDeviceEviction(vma, addr, pfn, migrated ? MigratePfn.ToPfn(Dst[i])!.Value : pfn);
         }
         for (int i = 0; i < Src.Length; i++)
         {

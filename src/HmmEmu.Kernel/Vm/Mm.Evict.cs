@@ -11,7 +11,7 @@ public sealed partial class Mm
     /// the selected pages in <paramref name="src"/> by a migration entry (after MMU_NOTIFY_CLEAR of the page) and reports each place.
     /// Takes the mmap lock for reading. May sleep.
     /// </summary>
-    internal void UnmapForDeviceEviction(ulong firstPfn, ulong[] src, List<(Mm Mm, ulong Addr, ulong Pfn)> places)
+    internal void UnmapForDeviceEviction(ulong firstPfn, ulong[] src, List<(Vma Vma, ulong Addr, ulong Pfn)> places)
     {
         var mem = Kernel.Memory;
         int npages = src.Length;
@@ -50,7 +50,7 @@ public sealed partial class Mm
                                     mem.PutPage(pte.Pfn);
                                     if (writable)
                                         src[i] |= MigratePfn.Write;
-                                    places.Add((this, a, pte.Pfn));
+                                    places.Add((vma, a, pte.Pfn));
                                 }
                             }
                             InvalidateRangeEnd(range);
@@ -62,22 +62,21 @@ public sealed partial class Mm
         }
     }
 
-    /// <summary>remove_migration_pte for eviction: maps <paramref name="newPfn"/> where the migration entry for <paramref name="oldPfn"/> stands.</summary>
-    internal void RestoreAfterDeviceEviction(ulong addr, ulong oldPfn, ulong newPfn)
+    /// <summary>
+    /// remove_migration_pte for eviction: maps <paramref name="newPfn"/> where the migration entry for
+    /// <paramref name="oldPfn"/> still stands. Takes no mmap lock (as the kernel's reverse-map walk takes none):
+    /// a thread faulting on the entry waits for it while holding the mmap lock for reading, and a writer queued
+    /// behind that reader would otherwise block this restore forever. If the range was unmapped meanwhile, the
+    /// migration entry is gone and nothing is mapped.
+    /// </summary>
+    internal void RestoreAfterDeviceEviction(Vma vma, ulong addr, ulong oldPfn, ulong newPfn)
     {
-        using (MmapReadLock())
+        using (PageTableLock.Scoped())
         {
-            var vma = VmaLookup(addr);
-            if (vma is not null)
-            {
-                using (PageTableLock.Scoped())
-                {
-                    var t = PageTable.Find(addr, out _);
-                    var cur = t?.Get(CpuPageTable.PteIndex(addr)) ?? Pte.None;
-                    if (cur.IsMigration && cur.Pfn == oldPfn)
-                        MapMigrated(vma, t!, addr, newPfn, cur.IsWritableEntry);
-                }
-            }
+            var t = PageTable.Find(addr, out _);
+            var cur = t?.Get(CpuPageTable.PteIndex(addr)) ?? Pte.None;
+            if (cur.IsMigration && cur.Pfn == oldPfn)
+                MapMigrated(vma, t!, addr, newPfn, cur.IsWritableEntry);
         }
         MigrationWait.WakeAll();
     }

@@ -242,11 +242,19 @@ public sealed partial class Mm
         ulong pfn = pte.Pfn;
         var pgmap = DevicePagemap.Of(Kernel, pfn) ?? throw new KernelBugException($"device-private entry {pte} at 0x{addr:x} names no device pagemap.");
         mem.GetPage(pfn);
-        mem.LockPage(pfn);
+        if (!mem.TryLockPage(pfn))
+        {
+            // Someone (a migration or an eviction) holds the page: back off and let the access retry, as
+            // do_swap_page does. Sleeping on the lock here, with the mmap lock held, could deadlock against an
+            // eviction that needs the mmap lock behind a queued writer.
+            mem.PutPage(pfn);
+            Kernel.Scheduler.Sleep(1_000);
+            return VmFaultResult.Ok;
+        }
         try
         {
             if (PageTable.Get(addr) != pte)
-                return VmFaultResult.Ok;                // it moved while we waited for the lock: retry the access
+                return VmFaultResult.Ok;                // it changed meanwhile: retry the access
             return pgmap.Ops.MigrateToRam(new DeviceFault(vma, addr, pfn));
         }
         finally
