@@ -139,6 +139,77 @@ public sealed class PhysicalMemory
         return Errno.ENOMEM;
     }
 
+    /// <summary>
+    /// Allocates 2^<paramref name="order"/> physically contiguous, naturally aligned frames (alloc_pages with an
+    /// order), each returned with one reference. Used for 2 MiB huge pages. May sleep and reclaim like
+    /// <see cref="AllocPage"/>; ENOMEM when no aligned run of free frames exists.
+    /// </summary>
+    public Errno AllocContiguous(int order, Gfp gfp, out ulong firstPfn)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(order);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(order, 18);
+        var task = TaskContext.For(_kernel);
+        _kernel.MightAlloc(task, gfp);
+        int count = 1 << order;
+        for (int round = 0; ; round++)
+        {
+            if (TryTakeContiguous(count, (gfp & Gfp.HighPriority) != 0, out firstPfn))
+            {
+                if ((gfp & Gfp.Zero) != 0)
+                {
+                    for (int i = 0; i < count; i++)
+                        ClearPage(firstPfn + (ulong)i);
+                }
+                return Errno.Ok;
+            }
+            if ((gfp & Gfp.DirectReclaim) == 0 || task.ReclaimDepth > 0 || Reclaimer is null || round >= MaxReclaimRounds)
+                break;
+            if (DirectReclaim(task, gfp) == 0 && round > 0)
+                break;
+        }
+        Interlocked.Increment(ref _failedAllocations);
+        firstPfn = 0;
+        return Errno.ENOMEM;
+    }
+
+    private bool TryTakeContiguous(int count, bool mayUseReserve, out ulong first)
+    {
+        lock (_zoneLock)
+        {
+            int floor = mayUseReserve ? 0 : _reserve;
+            int n = (int)TotalPages;
+            // Block 0 holds the zero page; scan aligned blocks in ascending order (deterministic first fit).
+            for (int b = count; _freeCount - count >= floor && b + count <= n; b += count)
+            {
+                bool free = true;
+                for (int j = b; j < b + count && free; j++)
+                    free = (_flags[j] & (uint)PageFlags.Free) != 0;
+                if (!free)
+                    continue;
+                int w = 0;
+                for (int r = 0; r < _freeCount; r++)
+                {
+                    int p = _freeStack[r];
+                    if (p < b || p >= b + count)
+                        _freeStack[w++] = p;
+                }
+                _freeCount = w;
+                for (int j = b; j < b + count; j++)
+                {
+                    _flags[j] = 0;
+                    _refcount[j] = 1;
+                    _mapcount[j] = 0;
+                    _owner[j] = null;
+                    _index[j] = 0;
+                }
+                first = (ulong)b;
+                return true;
+            }
+        }
+        first = 0;
+        return false;
+    }
+
     /// <summary>Takes a reference on a page (get_page).</summary>
     public void GetPage(ulong pfn)
     {

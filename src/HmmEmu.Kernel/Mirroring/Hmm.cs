@@ -166,6 +166,8 @@ public static class Hmm
             else
             {
                 ulong cpu = pte.IsProtNone ? 0 : pte.IsWritable ? HmmPfn.Valid | HmmPfn.Write : HmmPfn.Valid;
+                if (pte.IsHuge && cpu != 0)
+                    cpu |= 9UL << HmmPfn.OrderShift;   // mapped by a 2 MiB (PMD) entry, as hmm_vma_handle_pmd reports
                 uint required = PteNeedFault(entry, cpu);
                 if (required != 0)
                     return VmaFault(addr, end, required);

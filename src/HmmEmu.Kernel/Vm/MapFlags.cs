@@ -22,6 +22,9 @@ public enum MapFlags
     /// <summary>MAP_ANONYMOUS: not backed by a file; contents start zero-filled.</summary>
     Anonymous = 0x20,
 
+    /// <summary>MAP_HUGETLB: anonymous memory backed by 2 MiB huge pages; length is rounded up to 2 MiB and the address is 2 MiB aligned.</summary>
+    HugeTlb = 0x40000,
+
     /// <summary>MAP_FIXED_NOREPLACE: like Fixed, but fail with EEXIST instead of replacing.</summary>
     FixedNoReplace = 0x100000,
 

@@ -51,6 +51,14 @@ public sealed partial class Mm
 
     private VmFaultResult DoAnonymousPage(Vma vma, ulong addr, bool write)
     {
+        bool hugetlb = (vma.Flags & VmFlags.HugeTlb) != 0;
+        bool thp = write && (vma.Flags & (VmFlags.HugePage | VmFlags.NoHugePage)) == VmFlags.HugePage;
+        if (hugetlb || thp)
+        {
+            var r = DoHugePage(vma, addr);
+            if (r != VmFaultResult.Oom || hugetlb)
+                return r;                              // a transparent huge page falls back to small pages
+        }
         if (!write)
         {
             // A read of never-touched anonymous memory maps the shared zero page, read-only. It was none before,
@@ -70,6 +78,49 @@ public sealed partial class Mm
         mem.SetFlags(pfn, PageFlags.Anon | PageFlags.Uptodate);
         vma.HasAnonPages = true;
         InstallNew(addr, pfn, writable: true);
+        return VmFaultResult.Ok;
+    }
+
+    /// <summary>
+    /// do_huge_pmd_anonymous_page / hugetlb_no_page: maps the whole 2 MiB block around <paramref name="addr"/> with a
+    /// fresh zeroed huge page, if the block lies inside the VMA and nothing in it is mapped yet. Oom if it cannot.
+    /// </summary>
+    private VmFaultResult DoHugePage(Vma vma, ulong addr)
+    {
+        ulong block = addr & ~(CpuPageTable.TableSpan - 1);
+        if (block < vma.Start || block + CpuPageTable.TableSpan > vma.End || PageTable.Find(block, out _) is { Used: > 0 })
+            return VmFaultResult.Oom;
+        var mem = Kernel.Memory;
+        if (mem.AllocContiguous(9, Gfp.HighUser | Gfp.Zero, out ulong first) != Errno.Ok)
+            return VmFaultResult.Oom;
+        int pages = PteTable.Count;
+        for (int i = 0; i < pages; i++)
+        {
+            mem.SetOwner(first + (ulong)i, this, (block >> PhysicalMemory.PageShift) + (ulong)i);
+            mem.SetFlags(first + (ulong)i, PageFlags.Anon | PageFlags.Uptodate);
+        }
+        vma.HasAnonPages = true;
+        bool installed = false;
+        using (PageTableLock.Scoped())
+        {
+            var t = PageTable.Ensure(block);
+            if (t.Used == 0)
+            {
+                bool writable = (vma.Flags & VmFlags.Write) != 0;
+                for (int i = 0; i < pages; i++)
+                {
+                    ulong a = block + ((ulong)i << PhysicalMemory.PageShift);
+                    mem.IncMapCount(first + (ulong)i);
+                    SetPte(t, a, Pte.Make(first + (ulong)i, writable, huge: true));
+                }
+                installed = true;
+            }
+        }
+        if (!installed)
+        {
+            for (int i = 0; i < pages; i++)
+                mem.PutPage(first + (ulong)i);
+        }
         return VmFaultResult.Ok;
     }
 

@@ -31,14 +31,17 @@ public sealed partial class Mm
             return Errno.EINVAL;
         if (length == 0)
             return Errno.EINVAL;
-        ulong len = PageAlign(length);
+        bool hugetlb = (flags & MapFlags.HugeTlb) != 0;
+        if (hugetlb && !anonymous)
+            return Errno.EINVAL;                        // hugetlbfs files are not modelled
+        ulong len = hugetlb ? (length + CpuPageTable.TableSpan - 1) & ~(CpuPageTable.TableSpan - 1) : PageAlign(length);
         if (len == 0 || len > TaskSize)
             return Errno.ENOMEM;
         ulong pgoff = anonymous ? 0 : offset >> PhysicalMemory.PageShift;
         if (pgoff + (len >> PhysicalMemory.PageShift) < pgoff)
             return Errno.EOVERFLOW;
         bool fixedAddr = (flags & (MapFlags.Fixed | MapFlags.FixedNoReplace)) != 0;
-        if (fixedAddr && (addr & ~PageMask) != 0)
+        if (fixedAddr && (addr & (hugetlb ? CpuPageTable.TableSpan - 1 : ~PageMask)) != 0)
             return Errno.EINVAL;
         if (fixedAddr && (addr > TaskSize - len))
             return Errno.ENOMEM;
@@ -46,6 +49,12 @@ public sealed partial class Mm
         var vmFlags = ProtToVmFlags(prot) | VmFlags.MayRead | VmFlags.MayWrite | VmFlags.MayExec;
         if (type == MapFlags.Shared)
             vmFlags |= VmFlags.Shared | VmFlags.MayShare;
+        if (hugetlb)
+        {
+            if (type == MapFlags.Shared)
+                return Errno.EINVAL;                    // shared hugetlb (a hugetlbfs object) is not modelled
+            vmFlags |= VmFlags.HugeTlb;
+        }
         using (MmapWriteLock())
         {
             if (HasExited)
@@ -58,7 +67,7 @@ public sealed partial class Mm
                 if (overlaps)
                     UnmapLocked(addr, addr + len);
             }
-            else if (!TryGetUnmappedArea(addr, len, out addr))
+            else if (!TryGetUnmappedArea(addr, len, out addr, hugetlb ? CpuPageTable.TableSpan : PageSize))
             {
                 return Errno.ENOMEM;
             }
@@ -97,7 +106,11 @@ public sealed partial class Mm
         if (len == 0)
             return Errno.EINVAL;
         using (MmapWriteLock())
+        {
+            if (CutsHugeTlb(addr, addr + len))
+                return Errno.EINVAL;
             UnmapLocked(addr, addr + len);
+        }
         return Errno.Ok;
     }
 
@@ -123,6 +136,8 @@ public sealed partial class Mm
         var access = ProtToVmFlags(prot);
         using (MmapWriteLock())
         {
+            if (CutsHugeTlb(addr, end))
+                return Errno.EINVAL;
             int i = FindIndex(addr);
             if (i >= _vmas.Count || _vmas[i].Start > addr)
                 return Errno.ENOMEM;
@@ -352,6 +367,8 @@ public sealed partial class Mm
         int i = FindIndex(addr);
         if (i >= _vmas.Count || _vmas[i].Start >= addr)
             return;
+        if ((addr & (CpuPageTable.TableSpan - 1)) != 0)
+            SplitHugeAt(addr);                         // a huge page never straddles two VMAs
         var vma = _vmas[i];
         var right = vma.CloneRange(addr, vma.End);
         if (vma.File is { } f)
@@ -419,9 +436,9 @@ public sealed partial class Mm
     }
 
     /// <summary>get_unmapped_area, top-down below <see cref="MmapBase"/>; an aligned free hint is honoured.</summary>
-    private bool TryGetUnmappedArea(ulong hint, ulong len, out ulong addr)
+    private bool TryGetUnmappedArea(ulong hint, ulong len, out ulong addr, ulong align = PageSize)
     {
-        hint = PageAlign(hint);
+        hint = (hint + align - 1) & ~(align - 1);
         if (hint != 0 && hint <= TaskSize - len && IsFree(hint, hint + len))
         {
             addr = hint;
@@ -433,15 +450,28 @@ public sealed partial class Mm
             if (i >= 0 && _vmas[i].Start >= top)
                 continue;
             ulong gapStart = i >= 0 ? _vmas[i].End : PageSize * 16;
-            if (gapStart < top && top - gapStart >= len)
+            if (gapStart < top && top - gapStart >= len && ((top - len) & ~(align - 1)) >= gapStart)
             {
-                addr = top - len;
+                addr = (top - len) & ~(align - 1);
                 return true;
             }
             if (i >= 0)
                 top = Math.Min(top, _vmas[i].Start);
         }
         addr = 0;
+        return false;
+    }
+
+    // A hugetlb VMA can only be cut at 2 MiB boundaries (hugetlb_split: EINVAL otherwise).
+    private bool CutsHugeTlb(ulong start, ulong end)
+    {
+        const ulong mask = CpuPageTable.TableSpan - 1;
+        for (int i = FindIndex(start); i < _vmas.Count && _vmas[i].Start < end; i++)
+        {
+            var v = _vmas[i];
+            if ((v.Flags & VmFlags.HugeTlb) != 0 && (((start > v.Start ? start : 0) & mask) != 0 || ((end < v.End ? end : 0) & mask) != 0))
+                return true;
+        }
         return false;
     }
 

@@ -27,7 +27,7 @@ public sealed partial class Mm
         MmapLock.AssertHeld("migrate_vma_setup");
         Kernel.MightSleep("migrate_vma_setup");
         ulong start = args.Start & PageMask, end = args.End & PageMask;
-        if ((vma.Flags & (VmFlags.Io | VmFlags.PfnMap | VmFlags.MixedMap)) != 0 || start >= end
+        if ((vma.Flags & (VmFlags.Io | VmFlags.PfnMap | VmFlags.MixedMap | VmFlags.HugeTlb)) != 0 || start >= end
             || start < vma.Start || end > vma.End || args.Src is null || args.Dst is null)
         {
             return Errno.EINVAL;

@@ -167,6 +167,8 @@ public sealed partial class Mm
     {
         int i = CpuPageTable.PteIndex(addr);
         var old = new Pte(table.Entries[i]);
+        if (old.IsHuge && !(next.IsHuge && next.Pfn == old.Pfn))
+            SplitHuge(table);
         if (old.IsDowngradedBy(next) && !IsInvalidating(addr))
         {
             throw new KernelBugException(
@@ -177,6 +179,30 @@ public sealed partial class Mm
             table.Used += next.IsNone ? -1 : 1;
         Volatile.Write(ref table.Entries[i], next.Raw);
         PteObserver?.Invoke(addr, old, next);
+    }
+
+    /// <summary>
+    /// split_huge_pmd: a huge block becomes 512 ordinary entries for the same frames and access, so that part of
+    /// it can change. Caller holds the page-table lock.
+    /// </summary>
+    private static void SplitHuge(PteTable table)
+    {
+        for (int j = 0; j < PteTable.Count; j++)
+        {
+            var e = new Pte(table.Entries[j]);
+            if (e.IsHuge)
+                Volatile.Write(ref table.Entries[j], e.WithoutHuge().Raw);
+        }
+    }
+
+    /// <summary>Splits the huge block containing <paramref name="addr"/>, if any. Caller holds the mmap write lock.</summary>
+    private void SplitHugeAt(ulong addr)
+    {
+        if (PageTable.Find(addr, out _) is { } t && t.Get(CpuPageTable.PteIndex(addr)).IsHuge)
+        {
+            using (PageTableLock.Scoped())
+                SplitHuge(t);
+        }
     }
 
     private bool IsInvalidating(ulong addr)

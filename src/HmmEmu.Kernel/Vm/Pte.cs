@@ -14,6 +14,7 @@ public readonly record struct Pte(ulong Raw)
     private const ulong AccessedBit = 1UL << 3;
     private const ulong SpecialBit = 1UL << 4;
     private const ulong ProtNoneBit = 1UL << 5;
+    private const ulong HugeBit = 1UL << 6;     // present entries only (the type field below is for non-present ones)
     private const int TypeShift = 6;
     private const ulong TypeMask = 7UL << TypeShift;
     private const ulong DevicePrivateRead = 1UL << TypeShift;
@@ -64,6 +65,15 @@ public readonly record struct Pte(ulong Raw)
     /// <summary>For a device-private, migration or device-exclusive entry: whether the mapping it stands for is writable.</summary>
     public bool IsWritableEntry => !IsPresent && (Raw & TypeMask) is DevicePrivateWrite or MigrationWrite or ExclusiveWrite;
 
+    /// <summary>
+    /// Part of a 2 MiB mapping (a PMD-mapped transparent huge page or hugetlb page): the 512 entries of the table map
+    /// 512 contiguous frames. Any change to part of it splits it first (split_huge_pmd).
+    /// </summary>
+    public bool IsHuge => IsPresent && (Raw & HugeBit) != 0;
+
+    /// <summary>The same entry without the huge marker (after a split).</summary>
+    public Pte WithoutHuge() => new(Raw & ~HugeBit);
+
     /// <summary>pte_pfn (for non-present device-private and migration entries: the page they stand for).</summary>
     public ulong Pfn => (Raw & PfnMask) >> PfnShift;
 
@@ -71,9 +81,9 @@ public readonly record struct Pte(ulong Raw)
     public bool IsZeroPage => IsPresent && IsSpecial && Pfn == PhysicalMemory.ZeroPfn;
 
     /// <summary>A present entry for <paramref name="pfn"/> with the given access.</summary>
-    public static Pte Make(ulong pfn, bool writable, bool special = false)
+    public static Pte Make(ulong pfn, bool writable, bool special = false, bool huge = false)
     {
-        ulong raw = PresentBit | AccessedBit | (pfn << PfnShift);
+        ulong raw = PresentBit | AccessedBit | (pfn << PfnShift) | (huge ? HugeBit : 0);
         if (writable)
             raw |= WriteBit | DirtyBit;
         if (special)
@@ -148,6 +158,6 @@ public readonly record struct Pte(ulong Raw)
         if (IsMigration)
             return $"migration pfn 0x{Pfn:x} {(IsWritableEntry ? "rw" : "r-")}";
         string access = IsProtNone ? "---" : IsWritable ? "rw" : "r-";
-        return $"pfn 0x{Pfn:x} {access}{(IsDirty ? " dirty" : "")}{(IsSpecial ? " special" : "")}";
+        return $"pfn 0x{Pfn:x} {access}{(IsDirty ? " dirty" : "")}{(IsSpecial ? " special" : "")}{(IsHuge ? " huge" : "")}";
     }
 }

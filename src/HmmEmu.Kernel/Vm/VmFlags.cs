@@ -52,6 +52,9 @@ public enum VmFlags : uint
     /// <summary>VM_LOCKED: mlocked; madvise(DONTNEED) refuses it.</summary>
     Locked = 1 << 14,
 
+    /// <summary>VM_HUGETLB: backed by 2 MiB hugetlb pages only (MAP_HUGETLB).</summary>
+    HugeTlb = 1 << 15,
+
     /// <summary>The access bits that mprotect changes.</summary>
     AccessFlags = Read | Write | Exec,
 }

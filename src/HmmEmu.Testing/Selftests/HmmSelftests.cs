@@ -26,6 +26,8 @@ public static class HmmSelftests
             ("anon_write_prot", AnonWriteProt),
             ("anon_write_child", AnonWriteChild),
             ("anon_write_child_shared", AnonWriteChildShared),
+            ("anon_write_huge", AnonWriteHuge),
+            ("anon_write_hugetlbfs", AnonWriteHugetlbfs),
             ("file_read", FileRead),
             ("file_write", FileWrite),
             ("migrate", MigrateTest),
@@ -36,6 +38,7 @@ public static class HmmSelftests
             ("anon_read_multiple", AnonReadMultiple),
             ("anon_teardown", AnonTeardown),
             ("mixedmap", Mixedmap),
+            ("compound", Compound),
             ("exclusive", ExclusiveTest),
             ("exclusive_mprotect", ExclusiveMprotect),
             ("exclusive_cow", ExclusiveCow),
@@ -578,6 +581,71 @@ public static class HmmSelftests
         AssertEq(0, ret, "ret");
         AssertEq(npages, b.CPages, "buffer->cpages");
         AssertEq(SnapshotProt.Read, t.ReadBytes(b.Mirror, 1)[0], "m[0]");
+        t.Free(b);
+    }
+
+    private const ulong TwoMeg = 1UL << 21;
+
+    // The device writes a 2 MiB region advised MADV_HUGEPAGE (a transparent huge page).
+    private static void AnonWriteHuge(SelftestContext t)
+    {
+        ulong size = 2 * TwoMeg;
+        var b = t.AllocBuffer(size);
+        MapStd(t, b, Prot.ReadWrite, MapFlags.PrivateAnonymous);
+        size = TwoMeg;
+        ulong npages = size >> t.PageShift;
+        ulong map = (b.Ptr + size - 1) & ~(size - 1);
+        AssertEq(Errno.Ok, t.Process.Mm.Madvise(map, size, Advice.HugePage), "madvise");
+        ulong oldPtr = b.Ptr;
+        b.Ptr = map;
+        int n = (int)(size / sizeof(int));
+        t.WriteInts(b.Mirror, n, i => i);
+        int ret = t.DmirrorCmd(t.Fd, MirrorIoctl.Write, b, npages);
+        AssertCmd(t, ret, b, npages, 1);
+        AssertInts(t.ReadInts(b.Ptr, n), i => i, "ptr");
+        b.Ptr = oldPtr;
+        t.Free(b);
+    }
+
+    // The device writes a MAP_HUGETLB mapping.
+    private static void AnonWriteHugetlbfs(SelftestContext t)
+    {
+        ulong size = TwoMeg;                           // ALIGN(TWOMEG, default huge page size of 2 MiB)
+        ulong npages = size >> t.PageShift;
+        var b = t.AllocBuffer(size);
+        b.Ptr = t.Mmap(size, Prot.ReadWrite, MapFlags.PrivateAnonymous | MapFlags.HugeTlb, out var err);
+        AssertEq(Errno.Ok, err, "mmap(MAP_HUGETLB)");
+        int n = (int)(size / sizeof(int));
+        t.WriteInts(b.Mirror, n, i => i);
+        int ret = t.DmirrorCmd(t.Fd, MirrorIoctl.Write, b, npages);
+        AssertCmd(t, ret, b, npages, 1);
+        AssertInts(t.ReadInts(b.Ptr, n), i => i, "ptr");
+        t.Free(b);
+    }
+
+    // A hugetlb page snapshots as PMD-mapped, writable, then read-only after mprotect.
+    private static void Compound(SelftestContext t)
+    {
+        ulong size = TwoMeg;
+        ulong npages = size >> t.PageShift;
+        var b = t.AllocBuffer(size, npages);
+        b.Ptr = t.Mmap(size, Prot.ReadWrite, MapFlags.PrivateAnonymous | MapFlags.HugeTlb, out var err);
+        AssertEq(Errno.Ok, err, "mmap(MAP_HUGETLB)");
+        int n = (int)(size / sizeof(int));
+        t.WriteInts(b.Ptr, n, i => i);
+        int ret = t.DmirrorCmd(t.Fd, MirrorIoctl.Snapshot, b, npages);
+        AssertEq(0, ret, "ret");
+        AssertEq(npages, b.CPages, "buffer->cpages");
+        var m = t.ReadBytes(b.Mirror, (int)npages);
+        for (int i = 0; i < (int)npages; i++)
+            AssertEq((byte)(SnapshotProt.Write | SnapshotProt.Pmd), m[i], $"m[{i}]");
+        AssertEq(Errno.Ok, t.Process.Mm.Mprotect(b.Ptr, size, Prot.Read), "mprotect");
+        ret = t.DmirrorCmd(t.Fd, MirrorIoctl.Snapshot, b, npages);
+        AssertEq(0, ret, "ret");
+        AssertEq(npages, b.CPages, "buffer->cpages");
+        m = t.ReadBytes(b.Mirror, (int)npages);
+        for (int i = 0; i < (int)npages; i++)
+            AssertEq((byte)(SnapshotProt.Read | SnapshotProt.Pmd), m[i], $"m[{i}]");
         t.Free(b);
     }
 }
