@@ -48,6 +48,16 @@ public sealed class MirrorFile : IMmuIntervalNotifierOps
         Notifier = new MmuIntervalNotifier(this);
     }
 
+    /// <summary>
+    /// HMM_DMIRROR_FLAG_FAIL_ALLOC: the next huge (2 MiB) device or system page allocation of a migration fails,
+    /// forcing the split fallback. This kernel always migrates huge pages split into 4 KiB pages, so no huge
+    /// allocation is made and the flag stays pending; the observable outcome (data migrated page by page) is the same.
+    /// </summary>
+    public const ulong FlagFailAlloc = 1UL << 0;
+
+    /// <summary>The flags set with <see cref="MirrorIoctl.Flags"/>.</summary>
+    public ulong Flags { get; private set; }
+
     /// <summary>The device this file was opened on (the pgmap owner it reports as its own).</summary>
     public MirrorDevice Device { get; }
 
@@ -100,6 +110,7 @@ public sealed class MirrorFile : IMmuIntervalNotifierOps
             MirrorIoctl.Exclusive => Exclusive(ref work),
             MirrorIoctl.CheckExclusive => CheckExclusive(work),
             MirrorIoctl.Release => Device.EvictAll(),
+            MirrorIoctl.Flags => SetFlags(work.NPages),
             _ => Errno.EINVAL,
         };
         if (err != Errno.Ok)
@@ -336,6 +347,12 @@ public sealed class MirrorFile : IMmuIntervalNotifierOps
         if (_kernel.CurrentProcess!.Mm.CopyToUser(cmd.Ptr, bounce) != Errno.Ok)
             return Errno.EFAULT;
         cmd.CPages = copied;
+        return Errno.Ok;
+    }
+
+    private Errno SetFlags(ulong flags)
+    {
+        Flags = flags;
         return Errno.Ok;
     }
 

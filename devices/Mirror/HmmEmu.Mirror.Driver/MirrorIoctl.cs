@@ -24,6 +24,9 @@ public enum MirrorIoctl : uint
     /// <summary>HMM_DMIRROR_RELEASE: evict all of the device's memory back to system memory.</summary>
     Release = 0xC0284807,
 
+    /// <summary>HMM_DMIRROR_FLAGS: sets the mirror's flags to <c>npages</c> (<see cref="MirrorFile.FlagFailAlloc"/>).</summary>
+    Flags = 0xC0284808,
+
     /// <summary>HMM_DMIRROR_SNAPSHOT: one byte per page describing the CPU mapping, without faulting.</summary>
     Snapshot = 0xC0284804,
 }

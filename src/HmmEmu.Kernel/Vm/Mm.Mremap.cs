@@ -86,7 +86,9 @@ public sealed partial class Mm
                 if (pte.IsNone)
                     continue;
                 SetPte(st!, src, Pte.None);
-                SetPte(PageTable.Ensure(dst), dst, pte);
+                // A huge page is split when it moves (move_pages_tables may move a whole PMD when source and
+                // target are both aligned; this model always splits, which every caller observes the same way).
+                SetPte(PageTable.Ensure(dst), dst, pte.IsHuge ? pte.WithoutHuge() : pte);
                 if (!pte.IsSpecial && (pte.IsPresent || pte.IsDevicePrivate || pte.IsDeviceExclusive))
                     mem.SetOwner(pte.Pfn, this, dst >> PhysicalMemory.PageShift);
             }

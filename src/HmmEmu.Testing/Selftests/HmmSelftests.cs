@@ -44,6 +44,14 @@ public static class HmmSelftests
             ("exclusive_cow", ExclusiveCow),
             ("hmm_gup_test", HmmGupTest),
             ("hmm_cow_in_device", HmmCowInDevice),
+            ("migrate_anon_huge_empty", MigrateAnonHugeEmpty),
+            ("migrate_anon_huge_zero", MigrateAnonHugeZero),
+            ("migrate_anon_huge_free", MigrateAnonHugeFree),
+            ("migrate_anon_huge_fault", MigrateAnonHugeFault),
+            ("migrate_partial_unmap_fault", MigratePartialUnmapFault),
+            ("migrate_remap_fault", MigrateRemapFault),
+            ("migrate_anon_huge_err", MigrateAnonHugeErr),
+            ("migrate_anon_huge_zero_err", MigrateAnonHugeZeroErr),
         ];
         (string Name, Action<SelftestContext> Body)[] hmm2 =
         [
@@ -646,6 +654,205 @@ public static class HmmSelftests
         m = t.ReadBytes(b.Mirror, (int)npages);
         for (int i = 0; i < (int)npages; i++)
             AssertEq((byte)(SnapshotProt.Read | SnapshotProt.Pmd), m[i], $"m[{i}]");
+        t.Free(b);
+    }
+
+    private const ulong OneMeg = 1UL << 20;
+    private static readonly ulong[] s_offsets = [0, 512 * 1024, OneMeg];
+
+    // The THP tests' setup: 2*TWOMEG mapped, a 2 MiB-aligned block inside it advised (NO)HUGEPAGE, mirror preset to
+    // 0xFF. Returns the aligned block; buffer.Ptr stays the mapping start (old_ptr).
+    private static ulong MapHugeRegion(SelftestContext t, HmmBuffer b, Prot prot, bool useThp = true)
+    {
+        MapStd(t, b, prot, MapFlags.PrivateAnonymous);
+        ulong map = (b.Ptr + TwoMeg - 1) & ~(TwoMeg - 1);
+        AssertEq(Errno.Ok, t.Process.Mm.Madvise(map, TwoMeg, useThp ? Advice.HugePage : Advice.NoHugePage), "madvise");
+        t.WriteBytesFill(b.Mirror, (int)b.MirrorSize, 0xFF);
+        return map;
+    }
+
+    private static void MigrateBlock(SelftestContext t, HmmBuffer b, ulong at, ulong npages)
+    {
+        ulong oldPtr = b.Ptr;
+        b.Ptr = at;
+        int ret = t.DmirrorCmd(t.Fd, MirrorIoctl.MigrateToDevice, b, npages);
+        b.Ptr = oldPtr;
+        AssertEq(0, ret, "ret");
+        AssertEq(npages, b.CPages, "buffer->cpages");
+    }
+
+    private static int Flags(SelftestContext t, HmmBuffer b, ulong flags)
+    {
+        ulong oldPtr = b.Ptr;
+        int ret = t.DmirrorCmd(t.Fd, MirrorIoctl.Flags, b, flags);
+        b.Ptr = oldPtr;
+        return ret;
+    }
+
+    // Migrate an untouched, read-only huge-page region: the device sees zeros.
+    private static void MigrateAnonHugeEmpty(SelftestContext t)
+    {
+        var b = t.AllocBuffer(2 * TwoMeg, TwoMeg);
+        ulong map = MapHugeRegion(t, b, Prot.Read);
+        ulong npages = TwoMeg >> t.PageShift;
+        MigrateBlock(t, b, map, npages);
+        AssertInts(t.ReadInts(b.Mirror, (int)(TwoMeg / 4)), _ => 0, "mirror");
+        t.Free(b);
+    }
+
+    // Migrate a read-faulted (zero) huge-page region and fault it back.
+    private static void MigrateAnonHugeZero(SelftestContext t)
+    {
+        var b = t.AllocBuffer(2 * TwoMeg, TwoMeg);
+        ulong map = MapHugeRegion(t, b, Prot.Read);
+        ulong npages = TwoMeg >> t.PageShift;
+        int n = (int)(TwoMeg / 4);
+        AssertEq(0, t.ReadInts(map, 1)[0], "val");
+        MigrateBlock(t, b, map, npages);
+        AssertInts(t.ReadInts(b.Mirror, n), _ => 0, "mirror");
+        AssertInts(t.ReadInts(map, n), _ => 0, "ptr");
+        t.Free(b);
+    }
+
+    // Migrate a huge page, then MADV_FREE it.
+    private static void MigrateAnonHugeFree(SelftestContext t)
+    {
+        var b = t.AllocBuffer(2 * TwoMeg, TwoMeg);
+        ulong map = MapHugeRegion(t, b, Prot.ReadWrite);
+        ulong npages = TwoMeg >> t.PageShift;
+        int n = (int)(TwoMeg / 4);
+        t.WriteInts(map, n, i => i);
+        MigrateBlock(t, b, map, npages);
+        AssertInts(t.ReadInts(b.Mirror, n), i => i, "mirror");
+        AssertEq(Errno.Ok, t.Process.Mm.Madvise(map, TwoMeg, Advice.Free), "madvise(MADV_FREE)");
+        t.Free(b);
+    }
+
+    // Migrate a huge page and fault it all back.
+    private static void MigrateAnonHugeFault(SelftestContext t)
+    {
+        var b = t.AllocBuffer(2 * TwoMeg, TwoMeg);
+        ulong map = MapHugeRegion(t, b, Prot.ReadWrite);
+        ulong npages = TwoMeg >> t.PageShift;
+        int n = (int)(TwoMeg / 4);
+        t.WriteInts(map, n, i => i);
+        MigrateBlock(t, b, map, npages);
+        AssertInts(t.ReadInts(b.Mirror, n), i => i, "mirror");
+        AssertInts(t.ReadInts(map, n), i => i, "ptr");
+        t.Free(b);
+    }
+
+    // Migrate 2 MiB (huge or not), unmap 1 MiB of it at three offsets, fault the rest back.
+    private static void MigratePartialUnmapFault(SelftestContext t)
+    {
+        foreach (bool useThp in new[] { false, true })
+        {
+            foreach (ulong off in s_offsets)
+            {
+                var b = t.AllocBuffer(2 * TwoMeg, TwoMeg);
+                ulong map = MapHugeRegion(t, b, Prot.ReadWrite, useThp);
+                ulong npages = TwoMeg >> t.PageShift;
+                int n = (int)(TwoMeg / 4);
+                t.WriteInts(map, n, i => i);
+                MigrateBlock(t, b, map, npages);
+                AssertInts(t.ReadInts(b.Mirror, n), i => i, "mirror");
+                t.Process.Mm.Munmap(map + off, OneMeg);
+                int holeFirst = (int)(off / 4), holeEnd = (int)((off + OneMeg) / 4);
+                if (holeFirst > 0)
+                    AssertInts(t.ReadInts(map, holeFirst), i => i, "ptr");
+                if (holeEnd < n)
+                    AssertInts(t.ReadInts(map + (ulong)holeEnd * 4, n - holeEnd), i => i + holeEnd, "ptr");
+                t.Free(b);
+            }
+        }
+    }
+
+    // mremap (MAYMOVE|FIXED[|DONTUNMAP]) a 2 MiB region before or after migrating it; the data follows.
+    private static void MigrateRemapFault(SelftestContext t)
+    {
+        var mm = t.Process.Mm;
+        foreach (bool before in new[] { false, true })
+        {
+            foreach (bool dontUnmap in new[] { false, true })
+            {
+                foreach (bool useThp in new[] { false, true })
+                {
+                    foreach (ulong off in s_offsets)
+                    {
+                        var flags = MremapFlags.MayMove | MremapFlags.Fixed | (dontUnmap ? MremapFlags.DontUnmap : MremapFlags.None);
+                        var b = t.AllocBuffer(8 * TwoMeg, TwoMeg);
+                        ulong map = MapHugeRegion(t, b, Prot.ReadWrite, useThp);
+                        ulong npages = TwoMeg >> t.PageShift;
+                        int n = (int)(TwoMeg / 4);
+                        mm.Munmap(map + TwoMeg, 2 * TwoMeg);
+                        t.WriteInts(map, n, i => i);
+                        ulong at = map, newPtr = 0;
+                        if (before)
+                        {
+                            AssertEq(Errno.Ok, mm.Mremap(map, TwoMeg, TwoMeg, flags, map + TwoMeg + off, out newPtr), "mremap");
+                            at = newPtr;
+                        }
+                        MigrateBlock(t, b, at, npages);
+                        AssertInts(t.ReadInts(b.Mirror, n), i => i, "mirror");
+                        if (!before)
+                        {
+                            AssertEq(Errno.Ok, mm.Mremap(map, TwoMeg, TwoMeg, flags, map + TwoMeg + off, out newPtr), "mremap");
+                            at = newPtr;
+                        }
+                        AssertInts(t.ReadInts(at, n), i => i, "ptr");
+                        mm.Munmap(newPtr, TwoMeg);
+                        t.Free(b);
+                    }
+                }
+            }
+        }
+    }
+
+    // A forced huge allocation failure during migration falls back to small pages both ways.
+    private static void MigrateAnonHugeErr(SelftestContext t)
+    {
+        var mm = t.Process.Mm;
+        var b = t.AllocBuffer(2 * TwoMeg, 2 * TwoMeg);
+        ulong map = MapHugeRegion(t, b, Prot.ReadWrite);
+        ulong npages = TwoMeg >> t.PageShift;
+        int n = (int)(TwoMeg / 4);
+        t.WriteInts(map, n, i => i);
+        AssertEq(0, Flags(t, b, MirrorFile.FlagFailAlloc), "ret");
+        MigrateBlock(t, b, map, npages);
+        AssertInts(t.ReadInts(b.Mirror, n), i => i, "mirror");
+        AssertEq(2048, t.ReadInts(map + 2048 * 4, 1)[0], "ptr[2048]");
+        AssertEq(Errno.Ok, mm.Munmap(b.Ptr, b.Size), "munmap");
+        map = MapHugeRegion(t, b, Prot.ReadWrite);
+        t.WriteInts(map, n, i => i);
+        MigrateBlock(t, b, map, npages);
+        AssertEq(0, Flags(t, b, MirrorFile.FlagFailAlloc), "ret");
+        ulong oldPtr = b.Ptr;
+        b.Ptr = map;
+        int ret = t.DmirrorCmd(t.Fd, MirrorIoctl.MigrateToSystem, b, npages);
+        b.Ptr = oldPtr;
+        AssertEq(0, ret, "ret");
+        AssertEq(2048, t.ReadInts(map + 2048 * 4, 1)[0], "ptr[2048]");
+        t.Free(b);
+    }
+
+    // The same with the huge zero page.
+    private static void MigrateAnonHugeZeroErr(SelftestContext t)
+    {
+        var mm = t.Process.Mm;
+        var b = t.AllocBuffer(2 * TwoMeg, 2 * TwoMeg);
+        ulong map = MapHugeRegion(t, b, Prot.Read);
+        ulong npages = TwoMeg >> t.PageShift;
+        int n = (int)(TwoMeg / 4);
+        AssertEq(0, Flags(t, b, MirrorFile.FlagFailAlloc), "ret");
+        MigrateBlock(t, b, map, npages);
+        AssertInts(t.ReadInts(b.Mirror, n), _ => 0, "mirror");
+        AssertEq(0, t.ReadInts(map + 2048 * 4, 1)[0], "ptr[2048]");
+        AssertEq(Errno.Ok, mm.Munmap(b.Ptr, b.Size), "munmap");
+        map = MapHugeRegion(t, b, Prot.Read);
+        AssertEq(0, t.ReadInts(map, 1)[0], "ptr[0]");
+        AssertEq(0, Flags(t, b, MirrorFile.FlagFailAlloc), "ret");
+        MigrateBlock(t, b, map, npages);
+        AssertInts(t.ReadInts(map, n), _ => 0, "ptr");
         t.Free(b);
     }
 }

@@ -150,6 +150,14 @@ public sealed class SelftestContext
         Current(Kernel).WriteBytes(addr, MemoryMarshal.AsBytes(ints.AsSpan()));
     }
 
+    /// <summary>memset: fills <paramref name="count"/> bytes at <paramref name="addr"/> with <paramref name="value"/>.</summary>
+    public void WriteBytesFill(ulong addr, int count, byte value)
+    {
+        var bytes = new byte[count];
+        Array.Fill(bytes, value);
+        Current(Kernel).WriteBytes(addr, bytes);
+    }
+
     /// <summary>Reads <paramref name="count"/> ints at <paramref name="addr"/> as the CPU of the calling process.</summary>
     public int[] ReadInts(ulong addr, int count)
     {
