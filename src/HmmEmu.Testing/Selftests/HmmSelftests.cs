@@ -156,16 +156,51 @@ public static class HmmSelftests
         t.Free(b);
     }
 
-    // After fork, a device write in the child breaks COW in the child only.
+    // After fork, a device write in the child breaks COW in the child only; with the pages first migrated to the
+    // device, and with and without a transparent huge page (the newer test's four rounds).
     private static void AnonWriteChild(SelftestContext t)
     {
-        var (b, npages, n) = Std(t);
-        MapStd(t, b, Prot.ReadWrite, MapFlags.PrivateAnonymous);
-        t.WriteInts(b.Ptr, n, i => i);
-        t.WriteInts(b.Mirror, n, i => -i);
-        ForkChildThatWritesThroughItsOwnMirror(t, b, npages, n);
-        AssertInts(t.ReadInts(b.Ptr, n), i => i, "ptr");
-        t.Free(b);
+        foreach (bool migrate in new[] { false, true })
+        {
+            foreach (bool useThp in new[] { false, true })
+            {
+                ulong npages = (useThp ? TwoMeg : HmmBufferSize) >> t.PageShift;
+                ulong size = npages << t.PageShift;
+                var b = t.AllocBuffer(2 * size, size);
+                MapStd(t, b, Prot.ReadWrite, MapFlags.PrivateAnonymous);
+                ulong oldPtr = b.Ptr;
+                if (useThp)
+                {
+                    b.Ptr = (b.Ptr + size - 1) & ~(size - 1);
+                    AssertEq(Errno.Ok, t.Process.Mm.Madvise(b.Ptr, size, Advice.HugePage), "madvise");
+                }
+                int n = (int)(size / sizeof(int));
+                t.WriteInts(b.Ptr, n, i => i);
+                t.WriteInts(b.Mirror, n, i => -i);
+                if (migrate)
+                {
+                    int ret = t.DmirrorCmd(t.Fd, MirrorIoctl.MigrateToDevice, b, npages);
+                    AssertEq(0, ret, "ret");
+                    AssertEq(npages, b.CPages, "buffer->cpages");
+                }
+                bool exited = t.ForkAndWait(c =>
+                {
+                    AssertInts(c.ReadInts(b.Ptr, n), i => i, "ptr");
+                    if (!migrate)
+                        AssertInts(c.ReadInts(b.Mirror, n), i => -i, "mirror");
+                    var childFd = c.Open(0);
+                    int ret = c.DmirrorCmd(childFd, MirrorIoctl.Write, b, npages);
+                    AssertCmd(c, ret, b, npages, 1);
+                    if (!migrate)
+                        AssertInts(c.ReadInts(b.Ptr, n), i => -i, "ptr");
+                    childFd.Close();
+                });
+                AssertEq(true, exited, $"WIFEXITED(ret){(t.ChildFailure is null ? "" : " (child: " + t.ChildFailure.Message + ")")}");
+                AssertInts(t.ReadInts(b.Ptr, n), i => i, "ptr");
+                b.Ptr = oldPtr;
+                t.Free(b);
+            }
+        }
     }
 
     // The child of the anon_write_child tests: sees the parent's data, opens device 0 and writes -i through it.
