@@ -162,6 +162,9 @@ internal sealed class DeterministicScheduler : Scheduler
 
     internal override void WakeAll(SimWaitQueue queue)
     {
+        // Only the baton holder runs, so nobody can be adding a waiter right now: an empty queue needs no lock.
+        if (queue.Waiters.Count == 0)
+            return;
         lock (_gate)
         {
             var waiters = queue.Waiters;
