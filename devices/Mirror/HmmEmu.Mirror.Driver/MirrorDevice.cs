@@ -119,18 +119,28 @@ public sealed class MirrorDevice : IDevicePagemapOps
             ulong src = m.Src[i];
             if ((src & MigratePfn.Migrate) == 0 || MigratePfn.ToPfn(src) is not ulong spfn)
                 continue;
-            if (mem.AllocPage(Gfp.HighUser, out ulong dpfn) != Errno.Ok)
+            if (CopyToNewSystemPage(spfn, out ulong dpfn) != Errno.Ok)
             {
                 result = Errno.ENOMEM;
                 continue;
             }
-            mem.LockPage(dpfn);
-            mem.CopyPage(dpfn, BackingPfn(spfn));
             m.Dst[i] = MigratePfn.From(dpfn) | (src & MigratePfn.Write);
         }
         m.Pages();
         m.Complete();
         return result;
+    }
+
+    // A locked system page holding a copy of device page spfn's bytes. May sleep.
+    private Errno CopyToNewSystemPage(ulong spfn, out ulong dpfn)
+    {
+        var mem = Kernel.Memory;
+        var err = mem.AllocPage(Gfp.HighUser, out dpfn);
+        if (err != Errno.Ok)
+            return err;
+        mem.LockPage(dpfn);
+        mem.CopyPage(dpfn, BackingPfn(spfn));
+        return Errno.Ok;
     }
 
     /// <inheritdoc />
@@ -180,13 +190,11 @@ public sealed class MirrorDevice : IDevicePagemapOps
             ulong src = args.Src![i];
             if ((src & MigratePfn.Migrate) == 0 || MigratePfn.ToPfn(src) is not ulong spfn)
                 continue;
-            if (mem.AllocPage(Gfp.HighUser, out ulong dpfn) != Errno.Ok)
+            if (CopyToNewSystemPage(spfn, out ulong dpfn) != Errno.Ok)
             {
                 result = Errno.ENOMEM;
                 continue;
             }
-            mem.LockPage(dpfn);
-            mem.CopyPage(dpfn, BackingPfn(spfn));
             var owner = (Pagemap.GetZoneDeviceData(spfn) as DevicePage)?.Owner ?? onlyOwner;
             owner?.ForgetPage(args.Start + (i << PhysicalMemory.PageShift));
             args.Dst![i] = MigratePfn.From(dpfn) | (src & MigratePfn.Write);

@@ -337,13 +337,21 @@ public sealed class MirrorFile : IMmuIntervalNotifierOps
         {
             _mm.MmPut();
         }
+        return ReadBack(ref cmd);
+    }
+
+    // The read-back that MIGRATE_TO_DEV and EXCLUSIVE end with: the whole range through the device page table,
+    // without faulting (ENOENT if any page is missing), copied to the caller's buffer.
+    private Errno ReadBack(ref MirrorCommand cmd)
+    {
+        ulong start = cmd.Addr, end = cmd.Addr + (cmd.NPages << PageShift);
         var bounce = new byte[(int)(end - start)];
         ulong copied = 0;
-        Errno readErr;
+        Errno err;
         using (_mutex.Scoped())
-            readErr = CopyPages(start, end, bounce, ref copied, write: false);
-        if (readErr != Errno.Ok)
-            return readErr;
+            err = CopyPages(start, end, bounce, ref copied, write: false);
+        if (err != Errno.Ok)
+            return err;
         if (_kernel.CurrentProcess!.Mm.CopyToUser(cmd.Ptr, bounce) != Errno.Ok)
             return Errno.EFAULT;
         cmd.CPages = copied;
@@ -415,17 +423,7 @@ public sealed class MirrorFile : IMmuIntervalNotifierOps
         {
             _mm.MmPut();
         }
-        var bounce = new byte[(int)(end - start)];
-        ulong copied = 0;
-        Errno readErr;
-        using (_mutex.Scoped())
-            readErr = CopyPages(start, end, bounce, ref copied, write: false);
-        if (readErr != Errno.Ok)
-            return readErr;
-        if (_kernel.CurrentProcess!.Mm.CopyToUser(cmd.Ptr, bounce) != Errno.Ok)
-            return Errno.EFAULT;
-        cmd.CPages = copied;
-        return Errno.Ok;
+        return ReadBack(ref cmd);
     }
 
     // dmirror_migrate_alloc_and_copy: a device page per selected entry, filled from the source (or zeroed).
