@@ -213,4 +213,31 @@ public sealed class MunmapTests
 
         Assert.Equal((501, 502), values);
     }
+
+    [Fact]
+    public void Munmap_DuringUnmapInvalidation_MmapLockIsDowngradedToRead()
+    {
+        using var m = TestMachine.Create();
+        bool? writeLocked = null, locked = null;
+        var ops = new RecordingNotifierOps
+        {
+            OnInvalidate = (n, r) =>
+            {
+                if (r.Event == NotifierEvent.Unmap)
+                {
+                    writeLocked = r.Mm.MmapLock.IsWriteLocked;
+                    locked = r.Mm.MmapLock.IsLocked;
+                }
+            },
+        };
+        m.Run(() =>
+        {
+            ulong a = m.MapAnon(2);
+            m.Touch(a, 2);
+            m.Watch(a, 2 * Page, ops);
+            Assert.Equal(Errno.Ok, m.Mm.Munmap(a, Page));
+        });
+        Assert.False(writeLocked);
+        Assert.True(locked);
+    }
 }

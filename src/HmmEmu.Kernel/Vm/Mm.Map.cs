@@ -105,13 +105,31 @@ public sealed partial class Mm
         ulong len = PageAlign(length);
         if (len == 0)
             return Errno.EINVAL;
-        using (MmapWriteLock())
+        // As do_vmi_align_munmap: the VMAs leave under the write lock, which is then downgraded to a read lock
+        // for the invalidation and the zap. Faults and hmm_range_fault may run meanwhile and see a hole where
+        // entries are still being cleared.
+        MmapLock.DownWrite();
+        bool downgraded = false;
+        try
         {
             if (CutsHugeTlb(addr, addr + len))
                 return Errno.EINVAL;
-            UnmapLocked(addr, addr + len);
+            var doomed = DetachLocked(addr, addr + len);
+            if (doomed.Count > 0)
+            {
+                MmapLock.DowngradeWrite();
+                downgraded = true;
+                ClearDetached(doomed, addr, addr + len);
+            }
+            return Errno.Ok;
         }
-        return Errno.Ok;
+        finally
+        {
+            if (downgraded)
+                MmapLock.UpRead();
+            else
+                MmapLock.UpWrite();
+        }
     }
 
     /// <summary>
@@ -227,17 +245,35 @@ public sealed partial class Mm
     /// <summary>Removes [start, end) (do_vmi_munmap after validation). Caller holds the mmap write lock.</summary>
     private void UnmapLocked(ulong start, ulong end)
     {
+        var doomed = DetachLocked(start, end);
+        if (doomed.Count > 0)
+            ClearDetached(doomed, start, end);
+    }
+
+    /// <summary>Splits at the edges and takes every VMA in [start, end) out of the list. Caller holds the mmap write lock.</summary>
+    private List<Vma> DetachLocked(ulong start, ulong end)
+    {
         MmapLock.AssertWriteHeld("munmap");
+        var doomed = new List<Vma>();
         int i = FindIndex(start);
         if (i >= _vmas.Count || _vmas[i].Start >= end)
-            return;
+            return doomed;
         Split(start);
         Split(end);
-        var doomed = new List<Vma>();
         for (i = FindIndex(start); i < _vmas.Count && _vmas[i].Start < end; i++)
             doomed.Add(_vmas[i]);
         foreach (var v in doomed)
             RemoveVma(v);
+        return doomed;
+    }
+
+    /// <summary>
+    /// Invalidates [start, end) (one MMU_NOTIFY_UNMAP), zaps the detached VMAs and frees their page tables.
+    /// Caller holds the mmap lock (read is enough once the VMAs are detached).
+    /// </summary>
+    private void ClearDetached(List<Vma> doomed, ulong start, ulong end)
+    {
+        MmapLock.AssertHeld("munmap");
         var range = InvalidateRangeStart(NotifierEvent.Unmap, start, end);
         foreach (var v in doomed)
             Zap(v, v.Start, v.End);
