@@ -371,4 +371,148 @@ public sealed class MirrorMigrationTests
             Assert.Equal(MirrorDevice.DevicePages, dev.FreeDevicePages);
         }
     }
+
+    // Evicts a coherent device's pages by hand, running `during` on another thread between collection and completion.
+    private static void EvictWhile(ulong seed, bool duringWaitsForEviction, Action<Process, ulong, List<Process>> during, Action<Process, ulong, List<Process>> check)
+    {
+        using var k = new HostKernel(KernelOptions.For(seed));
+        var dev = new MirrorDevice(k, 2, MemoryType.DeviceCoherent);
+        var p = k.CreateProcess("evict");
+        var children = new List<Process>();
+        k.Run(() => p.StartThread("main", () =>
+        {
+            Assert.Equal(Errno.Ok, dev.Open(out var f));
+            ulong a = p.Map(4 * Page, Prot.ReadWrite, MapFlags.PrivateAnonymous);
+            ulong buf = p.Map(4 * Page, Prot.ReadWrite, MapFlags.PrivateAnonymous);
+            for (int i = 0; i < 4; i++)
+                p.WriteInt32(a + (ulong)i * Page, 50 + i);
+            var cmd = new MirrorCommand { Addr = a, Ptr = buf, NPages = 4 };
+            Assert.Equal(Errno.Ok, f!.Ioctl(MirrorIoctl.MigrateToDevice, ref cmd));
+            Assert.True(dev.Pagemap.Contains(p.Mm.GetPte(a).Pfn));
+
+            var m = DeviceMigration.Range(k, dev.Pagemap.FirstPfn, 8);
+            Assert.True(p.Mm.GetPte(a).IsMigration);
+            var other = p.StartThread("during", () => during(p, a, children));
+            k.Scheduler.Sleep(100_000);                    // let it run until it blocks on the migration entries
+            Assert.Equal(!duringWaitsForEviction, other.IsFinished);
+            var mem = k.Memory;
+            for (int i = 0; i < 8; i++)
+            {
+                if (MigratePfn.ToPfn(m.Src[i]) is not ulong s)
+                    continue;
+                Assert.Equal(Errno.Ok, mem.AllocPage(Gfp.Kernel, out ulong d));
+                mem.LockPage(d);
+                mem.CopyPage(d, s);
+                m.Dst[i] = MigratePfn.From(d) | (m.Src[i] & MigratePfn.Write);
+            }
+            m.Pages();
+            m.Complete();
+            other.Join();
+            check(p, a, children);
+            foreach (var c in children)
+                c.StartThread("exit", c.Exit).Join();
+            f.Close();
+            p.Exit();
+        }).Join());
+        k.AssertNoWarnings();
+        Assert.Equal(MirrorDevice.DevicePages, dev.FreeDevicePages);
+    }
+
+    [Fact]
+    public void Eviction_ForkInTheMiddle_ChildSeesRestoredPages()
+    {
+        EvictWhile(13, duringWaitsForEviction: true, (p, a, children) => children.Add(p.Fork()), (p, a, children) =>
+        {
+            var child = Assert.Single(children);
+            for (int i = 0; i < 4; i++)
+            {
+                ulong at = a + (ulong)i * Page;
+                Assert.True(child.Mm.GetPte(at).IsPresent, child.Mm.GetPte(at).ToString());
+                Assert.Equal(50 + i, p.ReadInt32(at));
+            }
+            int seen = 0;
+            child.StartThread("child", () => seen = child.ReadInt32(a + 3 * Page)).Join();
+            Assert.Equal(53, seen);
+        });
+    }
+
+    [Fact]
+    public void Eviction_MprotectReadOnlyInTheMiddle_PagesComeBackReadOnly()
+    {
+        EvictWhile(14, duringWaitsForEviction: false, (p, a, _) => Assert.Equal(Errno.Ok, p.Mm.Mprotect(a, 4 * Page, Prot.Read)), (p, a, _) =>
+        {
+            for (int i = 0; i < 4; i++)
+            {
+                var pte = p.Mm.GetPte(a + (ulong)i * Page);
+                Assert.True(pte.IsPresent && !pte.IsWritable, pte.ToString());
+                Assert.Equal(50 + i, p.ReadInt32(a + (ulong)i * Page));
+            }
+            Assert.Throws<SegmentationFaultException>(() => p.WriteInt32(a, 1));
+        });
+    }
+
+    [Fact]
+    public void LongTermPin_CoherentPagesMigratedOut_MirrorDropsItsEntries()
+    {
+        using var k = new HostKernel(KernelOptions.For(15));
+        var dev = new MirrorDevice(k, 2, MemoryType.DeviceCoherent);
+        var p = k.CreateProcess("pin");
+        k.Run(() => p.StartThread("main", () =>
+        {
+            Assert.Equal(Errno.Ok, dev.Open(out var f));
+            ulong a = p.Map(2 * Page, Prot.ReadWrite, MapFlags.PrivateAnonymous);
+            ulong buf = p.Map(2 * Page, Prot.ReadWrite, MapFlags.PrivateAnonymous);
+            p.WriteInt32(a, 77);
+            var cmd = new MirrorCommand { Addr = a, Ptr = buf, NPages = 2 };
+            Assert.Equal(Errno.Ok, f!.Ioctl(MirrorIoctl.MigrateToDevice, ref cmd));
+            Assert.Equal(2, f.MappedPages);
+            var pages = new ulong[2];
+            Assert.Equal(Errno.Ok, p.Mm.GetUserPages(a, GupFlags.Write | GupFlags.LongTerm, pages, out int pinned));
+            Assert.Equal(2, pinned);
+            Assert.All(pages, pfn => Assert.False(k.Memory.IsDevicePage(pfn)));
+            Assert.Equal(0, f.MappedPages);           // the kernel's migration reached the mirror
+            foreach (var pfn in pages)
+                k.Memory.PutPage(pfn);
+            cmd = new MirrorCommand { Addr = a, Ptr = buf, NPages = 1 };
+            Assert.Equal(Errno.Ok, f.Ioctl(MirrorIoctl.Read, ref cmd));
+            Assert.Equal(77, p.ReadInt32(buf));
+            f.Close();
+            p.Exit();
+        }).Join());
+        k.AssertNoWarnings();
+        Assert.Equal(MirrorDevice.DevicePages, dev.FreeDevicePages);
+    }
+
+    [Fact]
+    public void VmaPages_LaterDestinationUnlocked_ThrowsWithNoInvalidationLeftOpen()
+    {
+        WithMirror(16, r =>
+        {
+            var mm = r.Process.Mm;
+            var mem = r.Kernel.Memory;
+            ulong a = r.Process.Map(2 * Page, Prot.ReadWrite, MapFlags.PrivateAnonymous);   // both slots empty
+            using (mm.MmapReadLock())
+            {
+                var args = new MigrateVma
+                {
+                    Vma = mm.VmaLookup(a), Start = a, End = a + 2 * Page, Src = new ulong[2], Dst = new ulong[2],
+                    PgmapOwner = r.Device, Flags = MigrateSelect.System,
+                };
+                Assert.Equal(Errno.Ok, Migrate.VmaSetup(args));
+                Assert.Equal(Errno.Ok, mem.AllocPage(Gfp.Kernel, out ulong locked));
+                mem.LockPage(locked);
+                Assert.Equal(Errno.Ok, mem.AllocPage(Gfp.Kernel, out ulong unlocked));
+                args.Dst[0] = MigratePfn.From(locked);
+                args.Dst[1] = MigratePfn.From(unlocked);
+                Assert.Throws<KernelRuleViolationException>(() => Migrate.VmaPages(args));
+                Assert.Equal(0UL, mm.NotifierSeq & 1);           // even: no invalidation left running
+                Assert.True(mm.GetPte(a).IsNone);                 // nothing was inserted
+                args.Dst[1] = 0;
+                mem.PutPage(unlocked);
+                Migrate.VmaPages(args);
+                Migrate.VmaFinalize(args);
+            }
+            Assert.True(mm.GetPte(a).IsPresent);
+        });
+    }
 }

@@ -146,13 +146,17 @@ public sealed class MirrorFile : IMmuIntervalNotifierOps
     /// <summary>dmirror_interval_invalidate: drops the device's entries for the range. May sleep only if the range is blockable.</summary>
     public bool Invalidate(MmuIntervalNotifier notifier, in MmuNotifierRange range, ulong curSeq)
     {
-        if (range.Event == NotifierEvent.Migrate && ReferenceEquals(range.Owner, Device))
-            return true;                       // our own migration: it updates the table itself
+        bool ownMigration = range.Event == NotifierEvent.Migrate && ReferenceEquals(range.Owner, Device);
         if (!LockForInvalidate(_mutex, range))
             return false;
         try
         {
+            // Publish the sequence even for our own migration, so that a fault racing it retries instead of
+            // committing a page the migration is about to free; only the erase is skipped (the migration updates
+            // the table itself).
             notifier.SetSeq(curSeq);
+            if (ownMigration)
+                return true;
             ulong last = range.End == ulong.MaxValue ? XArray<ulong>.MaxIndex : Math.Min(range.End >> PageShift, XArray<ulong>.MaxIndex);
             _pt.EraseRange(range.Start >> PageShift, last);
         }
@@ -231,8 +235,9 @@ public sealed class MirrorFile : IMmuIntervalNotifierOps
     // dmirror_fault: faults [start, end) in 64-page chunks and commits each into the device page table.
     private Errno Fault(ulong start, ulong end, bool write)
     {
+        // test_hmm returns 0 here, which makes its read/write loop spin forever once the opener has exited.
         if (!_mm.MmGetNotZero())
-            return Errno.Ok;
+            return Errno.EFAULT;
         try
         {
             var err = Errno.Ok;
@@ -453,7 +458,9 @@ public sealed class MirrorFile : IMmuIntervalNotifierOps
         }
     }
 
-    // dmirror_migrate_finalize_and_map: the migrated pages go into the device page table.
+    // dmirror_migrate_finalize_and_map: the migrated pages go into the device page table. An entry is stored only
+    // while the CPU entry still belongs to this migration (a concurrent zap, e.g. madvise(DONTNEED) under the read
+    // lock, may have removed it; finalize would then free the new page).
     private void MapMigrated(MigrateVma args)
     {
         using (_mutex.Scoped())
@@ -461,6 +468,10 @@ public sealed class MirrorFile : IMmuIntervalNotifierOps
             for (ulong i = 0; i < args.NPages; i++)
             {
                 if ((args.Src![i] & MigratePfn.Migrate) == 0 || MigratePfn.ToPfn(args.Dst![i]) is not ulong dpfn)
+                    continue;
+                var cpu = _mm.GetPte(args.Start + (i << PageShift));
+                bool ours = MigratePfn.ToPfn(args.Src[i]) is ulong spfn ? cpu.IsMigration && cpu.Pfn == spfn : cpu.Pfn == dpfn && !cpu.IsNone;
+                if (!ours)
                     continue;
                 ulong entry = EntryPresent | dpfn | ((args.Dst[i] & MigratePfn.Write) != 0 ? EntryWrite : 0);
                 _pt.Store((args.Start >> PageShift) + i, entry, Gfp.Atomic);

@@ -210,6 +210,21 @@ public sealed class PhysicalMemory
         return false;
     }
 
+    /// <summary>get_page_unless_zero: takes a reference unless the page is already free. Returns whether it did.</summary>
+    public bool TryGetPage(ulong pfn) => pfn == ZeroPfn || TryGetRef(CheckPfn(pfn));
+
+    private bool TryGetRef(int i)
+    {
+        while (true)
+        {
+            int r = Volatile.Read(ref _refcount[i]);
+            if (r <= 0)
+                return false;
+            if (Interlocked.CompareExchange(ref _refcount[i], r + 1, r) == r)
+                return true;
+        }
+    }
+
     /// <summary>Takes a reference on a page (get_page).</summary>
     public void GetPage(ulong pfn)
     {
@@ -386,9 +401,8 @@ public sealed class PhysicalMemory
                 _lruPrev[sentinel] = i;
                 Interlocked.Or(ref _flags[i], (uint)PageFlags.Lru);
                 _lruCount++;
-                if (Volatile.Read(ref _refcount[i]) == 0)
+                if (!TryGetRef(i))
                     continue;
-                Interlocked.Increment(ref _refcount[i]);
                 victims[taken++] = (ulong)i;
             }
         }

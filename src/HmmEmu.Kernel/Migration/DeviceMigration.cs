@@ -49,14 +49,18 @@ public sealed class DeviceMigration
         for (int i = 0; i < npages; i++)
         {
             ulong pfn = firstPfn + (ulong)i;
-            if (mem.RefCount(pfn) == 0)
-                continue;
-            mem.GetPage(pfn);
-            mem.LockPage(pfn);
-            m.Src[i] = MigratePfn.From(pfn) | MigratePfn.Migrate;
+            if (mem.TryGetPage(pfn))
+                m.Src[i] = MigratePfn.From(pfn) | MigratePfn.Migrate;
         }
+        // Unmap first (taking each address space's mmap lock), lock the pages after: waiting for an mmap lock while
+        // holding page locks could deadlock against a fault that holds the mmap lock and retries on the page lock.
         foreach (var mm in kernel.LiveAddressSpaces())
             mm.UnmapForDeviceEviction(firstPfn, m.Src, m._places);
+        for (int i = 0; i < npages; i++)
+        {
+            if (MigratePfn.ToPfn(m.Src[i]) is ulong pfn)
+                mem.LockPage(pfn);
+        }
         return m;
     }
 
@@ -66,15 +70,13 @@ public sealed class DeviceMigration
         var mem = _kernel.Memory;
         for (int i = 0; i < Src.Length; i++)
         {
-            if ((Src[i] & MigratePfn.Migrate) == 0)
-                continue;
-            if (MigratePfn.ToPfn(Dst[i]) is not ulong d)
-            {
-                Src[i] &= ~MigratePfn.Migrate;
-                continue;
-            }
-            if (!mem.HasFlags(d, PageFlags.Locked))
+            if ((Src[i] & MigratePfn.Migrate) != 0 && MigratePfn.ToPfn(Dst[i]) is ulong d && !mem.HasFlags(d, PageFlags.Locked))
                 throw new KernelRuleViolationException($"migrate_device_pages: dst[{i}] (pfn 0x{d:x}) is not locked. Lock every destination page first.");
+        }
+        for (int i = 0; i < Src.Length; i++)
+        {
+            if ((Src[i] & MigratePfn.Migrate) != 0 && MigratePfn.ToPfn(Dst[i]) is null)
+                Src[i] &= ~MigratePfn.Migrate;
         }
     }
 

@@ -34,4 +34,7 @@ public sealed class MigrateVma
 
     /// <summary>From migrate_to_ram: the faulting device page, already locked by the fault path.</summary>
     public ulong? FaultPage { get; set; }
+
+    // The kernel itself migrates (FOLL_LONGTERM): invalidate as MMU_NOTIFY_CLEAR without an owner.
+    internal bool KernelInitiated { get; init; }
 }

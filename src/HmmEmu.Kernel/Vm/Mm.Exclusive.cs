@@ -31,7 +31,12 @@ public sealed partial class Mm
             if (pte.IsSpecial || !mem.HasFlags(pte.Pfn, PageFlags.Anon) || mem.IsDevicePage(pte.Pfn))
                 return Errno.EOPNOTSUPP;
             ulong page = pte.Pfn;
-            mem.GetPage(page);
+            using (PageTableLock.Scoped())
+            {
+                if (PageTable.Get(addr) != pte)
+                    continue;                           // changed since we looked: fault again
+                mem.GetPage(page);
+            }
             mem.LockPage(page);
             var range = InvalidateRangeStart(NotifierEvent.Exclusive, addr, addr + PageSize, owner);
             bool done = false;
@@ -61,7 +66,12 @@ public sealed partial class Mm
     {
         var mem = Kernel.Memory;
         ulong pfn = pte.Pfn;
-        mem.GetPage(pfn);
+        using (PageTableLock.Scoped())
+        {
+            if (PageTable.Get(addr) != pte)
+                return VmFaultResult.Ok;                // already restored or gone: retry the access
+            mem.GetPage(pfn);
+        }
         mem.LockPage(pfn);
         try
         {

@@ -207,7 +207,9 @@ public sealed partial class Mm
                     // wp_page_reuse / wp_page_shared: only adds write access, so no invalidation.
                     if (vma.IsShared)
                         mem.SetFlags(oldPfn, PageFlags.Dirty);
-                    SetPte(t, addr, orig.MakeWritable());
+                    if (orig.IsHuge)
+                        SplitHuge(t);                  // only this page becomes writable: the block is no longer uniform
+                    SetPte(t, addr, t.Get(CpuPageTable.PteIndex(addr)).MakeWritable());
                     return VmFaultResult.Ok;
                 }
                 mem.GetPage(oldPfn);                   // keep the source alive while copying outside the lock

@@ -77,7 +77,7 @@ public sealed partial class Mm
         var args = new MigrateVma
         {
             Vma = vma, Start = addr, End = addr + PageSize, Src = new ulong[1], Dst = new ulong[1],
-            PgmapOwner = pgmap.Owner, Flags = MigrateSelect.DeviceCoherent,
+            PgmapOwner = pgmap.Owner, Flags = MigrateSelect.DeviceCoherent, KernelInitiated = true,
         };
         var err = MigrateSetup(args);
         if (err != Errno.Ok)

@@ -27,6 +27,7 @@ public sealed partial class Mm
                 child.InsertVma(cv);
                 if (!vma.HasAnonPages && (vma.Flags & (VmFlags.PfnMap | VmFlags.MixedMap)) == 0)
                     continue;
+                WaitOutMigrationEntries(vma.Start, vma.End);
                 bool cow = vma.IsCow;
                 var range = cow ? InvalidateRangeStart(NotifierEvent.ProtectionPage, vma.Start, vma.End) : default;
                 ulong addr = vma.Start;
@@ -139,6 +140,31 @@ public sealed partial class Mm
         finally
         {
             MmapLock.UpRead();
+        }
+    }
+
+    /// <summary>
+    /// Waits until no migration entry is left in [start, end). Caller holds the mmap write lock, so no new migration
+    /// can start here; one already running (an eviction needs no mmap lock to finish) ends on its own. Used by fork
+    /// and mremap, which would otherwise copy or move an entry that the migration then cannot find.
+    /// </summary>
+    private void WaitOutMigrationEntries(ulong start, ulong end)
+    {
+        MmapLock.AssertWriteHeld("WaitOutMigrationEntries");
+        for (ulong addr = start; addr < end;)
+        {
+            var table = PageTable.Find(addr, out ulong next);
+            ulong stop = Math.Min(end, next);
+            if (table is not null)
+            {
+                for (ulong a = addr; a < stop; a += PageSize)
+                {
+                    var pte = table.Get(CpuPageTable.PteIndex(a));
+                    if (pte.IsMigration)
+                        WaitMigrationEntry(a, pte);
+                }
+            }
+            addr = stop;
         }
     }
 

@@ -224,6 +224,15 @@ public sealed partial class Mm
                     case Advice.DontNeed or Advice.Free:
                         if ((vma.Flags & (VmFlags.Locked | VmFlags.PfnMap)) != 0 || (advice == Advice.Free && !vma.IsAnonymous))
                             return Errno.EINVAL;
+                        if ((vma.Flags & VmFlags.HugeTlb) != 0)
+                        {
+                            // hugetlb: DONTNEED only, from a huge-page boundary, whole huge pages (end rounded down).
+                            if (advice == Advice.Free || (start & (CpuPageTable.TableSpan - 1)) != 0)
+                                return Errno.EINVAL;
+                            pieceEnd &= ~(CpuPageTable.TableSpan - 1);
+                            if (pieceEnd <= start)
+                                break;
+                        }
                         var range = InvalidateRangeStart(NotifierEvent.Clear, start, pieceEnd);
                         Zap(vma, start, pieceEnd);
                         InvalidateRangeEnd(range);
@@ -368,6 +377,12 @@ public sealed partial class Mm
                         if (pte.IsDevicePrivate && pte.IsWritableEntry && !write)
                         {
                             SetPte(table, a, Pte.MakeDevicePrivate(pte.Pfn, writable: false));
+                            continue;
+                        }
+                        if (pte.IsMigration && pte.IsWritableEntry && !write)
+                        {
+                            // The page comes back read-only when the migration finishes.
+                            SetPte(table, a, Pte.MakeMigration(pte.Pfn, writable: false));
                             continue;
                         }
                         if (pte.IsDeviceExclusive && pte.IsWritableEntry && !write)

@@ -44,7 +44,11 @@ public sealed partial class Mm
         args.NPages = npages;
         args.CPages = 0;
 
-        var range = InvalidateRangeStart(NotifierEvent.Migrate, start, end, args.PgmapOwner);
+        // A driver's migration notifies MMU_NOTIFY_MIGRATE with its owner (so it may skip its own callback); one the
+        // kernel starts on a device's pages (a long-term pin) must reach that device's mirrors too.
+        var range = args.KernelInitiated
+            ? InvalidateRangeStart(NotifierEvent.Clear, start, end)
+            : InvalidateRangeStart(NotifierEvent.Migrate, start, end, args.PgmapOwner);
         ulong cpages = 0;
         for (ulong addr = start; addr < end;)
         {
@@ -139,6 +143,16 @@ public sealed partial class Mm
         MmapLock.AssertHeld("migrate_vma_pages");
         var mem = Kernel.Memory;
         var vma = args.Vma!;
+        // Check every destination before changing anything, so a driver bug leaves no invalidation open.
+        for (ulong i = 0; i < args.NPages; i++)
+        {
+            if ((args.Src![i] & MigratePfn.Migrate) != 0 && MigratePfn.ToPfn(args.Dst![i]) is ulong d && !mem.HasFlags(d, PageFlags.Locked))
+            {
+                throw new KernelRuleViolationException(
+                    $"migrate_vma_pages: dst[{i}] (pfn 0x{d:x}) is not locked. Lock every destination page (LockPage, or " +
+                    "DevicePagemap.InitPage for device pages) before handing it to the migration.");
+            }
+        }
         MmuNotifierRange? range = null;
         for (ulong i = 0; i < args.NPages; i++)
         {
@@ -149,12 +163,6 @@ public sealed partial class Mm
             {
                 args.Src[i] = src & ~MigratePfn.Migrate;
                 continue;
-            }
-            if (!mem.HasFlags(dpfn, PageFlags.Locked))
-            {
-                throw new KernelRuleViolationException(
-                    $"migrate_vma_pages: dst[{i}] (pfn 0x{dpfn:x}) is not locked. Lock every destination page (LockPage, or " +
-                    "DevicePagemap.InitPage for device pages) before handing it to the migration.");
             }
             if ((src & MigratePfn.Valid) != 0)
                 continue;                               // the driver copied; finalize maps it
@@ -191,7 +199,11 @@ public sealed partial class Mm
         mem.SetOwner(pfn, this, addr >> PhysicalMemory.PageShift);
         mem.SetFlags(pfn, PageFlags.Anon | PageFlags.Uptodate);
         vma.HasAnonPages = true;
-        SetPte(t, addr, devicePrivate ? Pte.MakeDevicePrivate(pfn, writable) : Pte.Make(pfn, writable));
+        writable &= (vma.Flags & VmFlags.Write) != 0;   // the VMA may have lost write access meanwhile (mprotect)
+        var entry = devicePrivate ? Pte.MakeDevicePrivate(pfn, writable) : Pte.Make(pfn, writable);
+        if (!devicePrivate && (vma.Flags & VmFlags.Read) == 0)
+            entry = entry.MakeProtNone();
+        SetPte(t, addr, entry);
     }
 
     internal void MigrateFinalize(MigrateVma args)
@@ -241,7 +253,13 @@ public sealed partial class Mm
         var mem = Kernel.Memory;
         ulong pfn = pte.Pfn;
         var pgmap = DevicePagemap.Of(Kernel, pfn) ?? throw new KernelBugException($"device-private entry {pte} at 0x{addr:x} names no device pagemap.");
-        mem.GetPage(pfn);
+        // Take the reference while the entry is known to be there (do_swap_page does it under the PTL).
+        using (PageTableLock.Scoped())
+        {
+            if (PageTable.Get(addr) != pte)
+                return VmFaultResult.Ok;
+            mem.GetPage(pfn);
+        }
         if (!mem.TryLockPage(pfn))
         {
             // Someone (a migration or an eviction) holds the page: back off and let the access retry, as

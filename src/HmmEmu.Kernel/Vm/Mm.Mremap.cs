@@ -36,8 +36,8 @@ public sealed partial class Mm
             var vma = VmaLookup(oldAddr);
             if (vma is null || oldAddr + oldLen > vma.End || oldAddr + oldLen < oldAddr)
                 return Errno.EFAULT;
-            if (!vma.IsAnonymous)
-                return Errno.EINVAL;
+            if (!vma.IsAnonymous || (vma.Flags & VmFlags.HugeTlb) != 0)
+                return Errno.EINVAL;                    // file and hugetlb mappings are not supported here
             if (!fixedTarget && (flags & MremapFlags.DontUnmap) == 0)
             {
                 if (newLen <= oldLen)
@@ -73,6 +73,7 @@ public sealed partial class Mm
     private void MoveRange(Vma vma, ulong from, ulong target, ulong moved, ulong newLen)
     {
         var mem = Kernel.Memory;
+        WaitOutMigrationEntries(from, from + moved);
         var moving = new Vma(this, target, target + newLen, vma.Flags, null, 0) { HasAnonPages = vma.HasAnonPages };
         InsertVma(moving);
         var range = InvalidateRangeStart(NotifierEvent.Unmap, from, from + moved);
