@@ -31,7 +31,9 @@ public sealed partial class Mm
 
     private readonly List<Vma> _vmas = [];
     private readonly Lock _activeLock = new();
-    private readonly List<(ulong Start, ulong End)> _activeInvalidations = [];
+    // Invalidations running on this address space: replaced whole under _activeLock, read without it (the
+    // downgrade self-check runs on every page-table write).
+    private (ulong Start, ulong End)[] _activeInvalidations = [];
     private int _users = 1;
     private int _count = 1;
     private int _exited;
@@ -207,15 +209,18 @@ public sealed partial class Mm
 
     private bool IsInvalidating(ulong addr)
     {
-        lock (_activeLock)
+        foreach (var (start, end) in Volatile.Read(ref _activeInvalidations))
         {
-            foreach (var (s, e) in _activeInvalidations)
-            {
-                if (addr >= s && addr < e)
-                    return true;
-            }
-            return false;
+            if (addr >= start && addr < end)
+                return true;
         }
+        return false;
+    }
+
+    private void AddActive(ulong start, ulong end)
+    {
+        lock (_activeLock)
+            Volatile.Write(ref _activeInvalidations, [.. _activeInvalidations, (start, end)]);
     }
 
     /// <summary>
@@ -228,8 +233,7 @@ public sealed partial class Mm
         var task = TaskContext.For(Kernel);
         Kernel.Lockdep.MightSleep(task, "mmu_notifier_invalidate_range_start");
         var range = new MmuNotifierRange(this, ev, start, end, owner);
-        lock (_activeLock)
-            _activeInvalidations.Add((start, end));
+        AddActive(start, end);
         Kernel.Lockdep.MapAcquire(task, Kernel.Lockdep.InvalidateRangeStart);
         try
         {
@@ -255,8 +259,7 @@ public sealed partial class Mm
     {
         var task = TaskContext.For(Kernel);
         range = new MmuNotifierRange(this, ev, start, end, blockable: false);
-        lock (_activeLock)
-            _activeInvalidations.Add((start, end));
+        AddActive(start, end);
         Errno err;
         Kernel.Lockdep.MapAcquire(task, Kernel.Lockdep.InvalidateRangeStart);
         try
@@ -299,10 +302,11 @@ public sealed partial class Mm
     {
         lock (_activeLock)
         {
-            int i = _activeInvalidations.LastIndexOf((start, end));
+            var list = _activeInvalidations;
+            int i = Array.LastIndexOf(list, (start, end));
             if (i < 0)
                 throw new KernelBugException($"mm {Id}: invalidation [0x{start:x}, 0x{end:x}) ended twice.");
-            _activeInvalidations.RemoveAt(i);
+            Volatile.Write(ref _activeInvalidations, [.. list.AsSpan(0, i), .. list.AsSpan(i + 1)]);
         }
     }
 
