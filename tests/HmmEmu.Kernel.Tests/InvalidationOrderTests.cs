@@ -77,225 +77,125 @@ public sealed class InvalidationOrderTests
         Assert.True(downgrades > 0, $"the operation downgraded no entry, so it proves nothing. Log:\n{string.Join("\n", log)}");
     }
 
-    [Fact]
-    public void Munmap_MappedPages_EveryDowngradePrecededByUnmap()
+    // Runs one operation on a watched range and checks the recorded log.
+    private static void AssertOperation(NotifierEvent expected, ulong watchLength, Func<TestMachine, ulong> setup, Action<TestMachine, ulong, Recorder> act)
     {
         using var m = TestMachine.Create();
         Entry[] log = [];
 
         m.Run(() =>
         {
-            ulong a = m.MapAnon(4);
-            m.Touch(a, 4);
-            var rec = Record(m, a, 4 * Page);
-            Assert.Equal(Errno.Ok, m.Mm.Munmap(a, 4 * Page));
+            ulong a = setup(m);
+            var rec = Record(m, a, watchLength);
+            act(m, a, rec);
             log = rec.Log;
         });
 
-        AssertEveryDowngradePrecededBy(log, NotifierEvent.Unmap);
+        AssertEveryDowngradePrecededBy(log, expected);
+    }
+
+    private static ulong TouchedAnon(TestMachine m, int pages)
+    {
+        ulong a = m.MapAnon(pages);
+        m.Touch(a, pages);
+        return a;
+    }
+
+    private static ulong FileMapping(TestMachine m, int pages, MapFlags flags)
+    {
+        var file = m.Kernel.CreateTmpFile();
+        Assert.Equal(Errno.Ok, file.Truncate((ulong)pages * Page));
+        return m.Process.Map((ulong)pages * Page, Prot.ReadWrite, flags, file);
     }
 
     [Fact]
-    public void Mprotect_ReadOnly_EveryDowngradePrecededByProtectionVma()
-    {
-        using var m = TestMachine.Create();
-        Entry[] log = [];
-
-        m.Run(() =>
-        {
-            ulong a = m.MapAnon(4);
-            m.Touch(a, 4);
-            var rec = Record(m, a, 4 * Page);
-            Assert.Equal(Errno.Ok, m.Mm.Mprotect(a, 4 * Page, Prot.Read));
-            log = rec.Log;
-        });
-
-        AssertEveryDowngradePrecededBy(log, NotifierEvent.ProtectionVma);
-    }
+    public void Munmap_MappedPages_EveryDowngradePrecededByUnmap() =>
+        AssertOperation(NotifierEvent.Unmap, 4 * Page, m => TouchedAnon(m, 4),
+            (m, a, _) => Assert.Equal(Errno.Ok, m.Mm.Munmap(a, 4 * Page)));
 
     [Fact]
-    public void Mprotect_ProtNone_EveryDowngradePrecededByProtectionVma()
-    {
-        using var m = TestMachine.Create();
-        Entry[] log = [];
-
-        m.Run(() =>
-        {
-            ulong a = m.MapAnon(4);
-            m.Touch(a, 4);
-            var rec = Record(m, a, 4 * Page);
-            Assert.Equal(Errno.Ok, m.Mm.Mprotect(a, 4 * Page, Prot.None));
-            log = rec.Log;
-        });
-
-        AssertEveryDowngradePrecededBy(log, NotifierEvent.ProtectionVma);
-    }
+    public void Mprotect_ReadOnly_EveryDowngradePrecededByProtectionVma() =>
+        AssertOperation(NotifierEvent.ProtectionVma, 4 * Page, m => TouchedAnon(m, 4),
+            (m, a, _) => Assert.Equal(Errno.Ok, m.Mm.Mprotect(a, 4 * Page, Prot.Read)));
 
     [Fact]
-    public void Madvise_DontNeed_EveryDowngradePrecededByClear()
-    {
-        using var m = TestMachine.Create();
-        Entry[] log = [];
-
-        m.Run(() =>
-        {
-            ulong a = m.MapAnon(4);
-            m.Touch(a, 4);
-            var rec = Record(m, a, 4 * Page);
-            Assert.Equal(Errno.Ok, m.Mm.Madvise(a, 4 * Page, Advice.DontNeed));
-            log = rec.Log;
-        });
-
-        AssertEveryDowngradePrecededBy(log, NotifierEvent.Clear);
-    }
+    public void Mprotect_ProtNone_EveryDowngradePrecededByProtectionVma() =>
+        AssertOperation(NotifierEvent.ProtectionVma, 4 * Page, m => TouchedAnon(m, 4),
+            (m, a, _) => Assert.Equal(Errno.Ok, m.Mm.Mprotect(a, 4 * Page, Prot.None)));
 
     [Fact]
-    public void Write_SharedCowPageAfterFork_EveryDowngradePrecededByClear()
-    {
-        using var m = TestMachine.Create();
-        Entry[] log = [];
+    public void Madvise_DontNeed_EveryDowngradePrecededByClear() =>
+        AssertOperation(NotifierEvent.Clear, 4 * Page, m => TouchedAnon(m, 4),
+            (m, a, _) => Assert.Equal(Errno.Ok, m.Mm.Madvise(a, 4 * Page, Advice.DontNeed)));
 
-        m.Run(() =>
+    [Fact]
+    public void Write_SharedCowPageAfterFork_EveryDowngradePrecededByClear() =>
+        AssertOperation(NotifierEvent.Clear, 2 * Page, m => TouchedAnon(m, 2), (m, a, rec) =>
         {
-            ulong a = m.MapAnon(2);
-            m.Touch(a, 2);
-            var rec = Record(m, a, 2 * Page);
             m.Process.Fork();
             rec.Reset();
             m.Process.WriteInt32(a + Page, 9);
-            log = rec.Log;
         });
 
-        AssertEveryDowngradePrecededBy(log, NotifierEvent.Clear);
-    }
-
     [Fact]
-    public void Write_ZeroPage_EveryDowngradePrecededByClear()
-    {
-        using var m = TestMachine.Create();
-        Entry[] log = [];
-
-        m.Run(() =>
+    public void Write_ZeroPage_EveryDowngradePrecededByClear() =>
+        AssertOperation(NotifierEvent.Clear, Page, m =>
         {
             ulong a = m.MapAnon(1);
             m.Process.ReadInt32(a);
-            var rec = Record(m, a, Page);
-            m.Process.WriteInt32(a, 9);
-            log = rec.Log;
-        });
-
-        AssertEveryDowngradePrecededBy(log, NotifierEvent.Clear);
-    }
+            return a;
+        }, (m, a, _) => m.Process.WriteInt32(a, 9));
 
     [Fact]
-    public void Write_PrivateFilePage_EveryDowngradePrecededByClear()
-    {
-        using var m = TestMachine.Create();
-        Entry[] log = [];
-
-        m.Run(() =>
+    public void Write_PrivateFilePage_EveryDowngradePrecededByClear() =>
+        AssertOperation(NotifierEvent.Clear, Page, m =>
         {
-            var file = m.Kernel.CreateTmpFile();
-            Assert.Equal(Errno.Ok, file.Truncate(Page));
-            ulong a = m.Process.Map(Page, Prot.ReadWrite, MapFlags.Private, file);
+            ulong a = FileMapping(m, 1, MapFlags.Private);
             m.Process.ReadInt32(a);
-            var rec = Record(m, a, Page);
-            m.Process.WriteInt32(a, 9);
-            log = rec.Log;
-        });
-
-        AssertEveryDowngradePrecededBy(log, NotifierEvent.Clear);
-    }
+            return a;
+        }, (m, a, _) => m.Process.WriteInt32(a, 9));
 
     [Fact]
-    public void Fork_PrivateWritablePages_EveryParentDowngradePrecededByProtectionPage()
-    {
-        using var m = TestMachine.Create();
-        Entry[] log = [];
-
-        m.Run(() =>
-        {
-            ulong a = m.MapAnon(4);
-            m.Touch(a, 4);
-            var rec = Record(m, a, 4 * Page);
-            m.Process.Fork();
-            log = rec.Log;
-        });
-
-        AssertEveryDowngradePrecededBy(log, NotifierEvent.ProtectionPage);
-    }
+    public void Fork_PrivateWritablePages_EveryParentDowngradePrecededByProtectionPage() =>
+        AssertOperation(NotifierEvent.ProtectionPage, 4 * Page, m => TouchedAnon(m, 4), (m, _, _) => m.Process.Fork());
 
     [Fact]
-    public void Mmap_FixedOverMappedPages_EveryDowngradePrecededByUnmap()
-    {
-        using var m = TestMachine.Create();
-        Entry[] log = [];
-
-        m.Run(() =>
-        {
-            ulong a = m.MapAnon(4);
-            m.Touch(a, 4);
-            var rec = Record(m, a, 4 * Page);
-            Assert.Equal(Errno.Ok, m.Mm.Mmap(a + Page, 2 * Page, Prot.ReadWrite, MapFlags.PrivateAnonymous | MapFlags.Fixed, out _));
-            log = rec.Log;
-        });
-
-        AssertEveryDowngradePrecededBy(log, NotifierEvent.Unmap);
-    }
+    public void Mmap_FixedOverMappedPages_EveryDowngradePrecededByUnmap() =>
+        AssertOperation(NotifierEvent.Unmap, 4 * Page, m => TouchedAnon(m, 4),
+            (m, a, _) => Assert.Equal(Errno.Ok, m.Mm.Mmap(a + Page, 2 * Page, Prot.ReadWrite, MapFlags.PrivateAnonymous | MapFlags.Fixed, out ulong _)));
 
     [Fact]
-    public void OomReap_MappedPages_EveryDowngradePrecededByUnmap()
-    {
-        using var m = TestMachine.Create();
-        Entry[] log = [];
-
-        m.Run(() =>
-        {
-            ulong a = m.MapAnon(4);
-            m.Touch(a, 4);
-            var rec = Record(m, a, 4 * Page);
-            Assert.Equal(Errno.Ok, m.Mm.OomReap());
-            log = rec.Log;
-        });
-
-        AssertEveryDowngradePrecededBy(log, NotifierEvent.Unmap);
-    }
+    public void OomReap_MappedPages_EveryDowngradePrecededByUnmap() =>
+        AssertOperation(NotifierEvent.Unmap, 4 * Page, m => TouchedAnon(m, 4), (m, _, _) => Assert.Equal(Errno.Ok, m.Mm.OomReap()));
 
     [Fact]
-    public void Exit_MappedPages_EveryDowngradePrecededByUnmap()
-    {
-        using var m = TestMachine.Create();
-        Entry[] log = [];
-
-        m.Run(() =>
-        {
-            ulong a = m.MapAnon(4);
-            m.Touch(a, 4);
-            var rec = Record(m, a, 4 * Page);
-            m.Process.Exit();
-            log = rec.Log;
-        });
-
-        AssertEveryDowngradePrecededBy(log, NotifierEvent.Unmap);
-    }
+    public void Exit_MappedPages_EveryDowngradePrecededByUnmap() =>
+        AssertOperation(NotifierEvent.Unmap, 4 * Page, m => TouchedAnon(m, 4), (m, _, _) => m.Process.Exit());
 
     [Fact]
-    public void ShrinkNow_MappedFilePages_EveryDowngradePrecededByClear()
-    {
-        using var m = TestMachine.Create();
-        Entry[] log = [];
-
-        m.Run(() =>
+    public void ShrinkNow_MappedFilePages_EveryDowngradePrecededByClear() =>
+        AssertOperation(NotifierEvent.Clear, 4 * Page, m =>
         {
-            var file = m.Kernel.CreateTmpFile();
-            Assert.Equal(Errno.Ok, file.Truncate(4 * Page));
-            ulong a = m.Process.Map(4 * Page, Prot.ReadWrite, MapFlags.Shared, file);
+            ulong a = FileMapping(m, 4, MapFlags.Shared);
             m.Touch(a, 4);
-            var rec = Record(m, a, 4 * Page);
-            Assert.Equal(4, m.Kernel.Reclaim.ShrinkNow(4));
-            log = rec.Log;
-        });
+            return a;
+        }, (m, _, _) => Assert.Equal(4, m.Kernel.Reclaim.ShrinkNow(4)));
 
-        AssertEveryDowngradePrecededBy(log, NotifierEvent.Clear);
-    }
+    [Fact]
+    public void Migrate_AnonymousPages_EveryDowngradePrecededByMigrate() =>
+        AssertOperation(NotifierEvent.Migrate, 4 * Page, m => TouchedAnon(m, 4), (m, a, _) =>
+        {
+            using (m.Mm.MmapReadLock())
+            {
+                var args = new Migration.MigrateVma
+                {
+                    Vma = m.Mm.VmaLookup(a), Start = a, End = a + 4 * Page, Src = new ulong[4], Dst = new ulong[4],
+                    PgmapOwner = "test", Flags = Migration.MigrateSelect.System,
+                };
+                Assert.Equal(Errno.Ok, Migration.Migrate.VmaSetup(args));
+                Assert.Equal(4UL, args.CPages);
+                Migration.Migrate.VmaPages(args);              // no destinations: every source is restored
+                Migration.Migrate.VmaFinalize(args);
+            }
+        });
 }

@@ -108,7 +108,7 @@ public sealed class XArray<T>
             return 0;
         last = Math.Min(last, MaxIndex);
         long before = _count;
-        EraseIn(_root, 0, first, last, onErase);
+        Walk(_root, 0, first, last, onErase, erase: true);
         return before - _count;
     }
 
@@ -118,10 +118,12 @@ public sealed class XArray<T>
         ArgumentNullException.ThrowIfNull(visit);
         if (first > last || first > MaxIndex)
             return;
-        Visit(_root, 0, first, Math.Min(last, MaxIndex), visit);
+        Walk(_root, 0, first, Math.Min(last, MaxIndex), visit, erase: false);
     }
 
-    private void EraseIn(Node n, ulong baseIndex, ulong first, ulong last, Action<ulong, T>? onErase)
+    // The one walk behind EraseRange and ForEach: visits populated slots of [first, last] in index order, and with
+    // erase set also empties them and frees nodes left empty.
+    private void Walk(Node n, ulong baseIndex, ulong first, ulong last, Action<ulong, T>? visit, bool erase)
     {
         int shift = n.Level * Bits;
         if (n.Level == 0)
@@ -136,10 +138,13 @@ public sealed class XArray<T>
                 var v = n.Values[s];
                 if (IsEmpty(v))
                     continue;
-                n.Values[s] = default!;
-                n.Used--;
-                _count--;
-                onErase?.Invoke(idx, v);
+                if (erase)
+                {
+                    n.Values[s] = default!;
+                    n.Used--;
+                    _count--;
+                }
+                visit?.Invoke(idx, v);
             }
             return;
         }
@@ -154,44 +159,12 @@ public sealed class XArray<T>
             var child = n.Children[s];
             if (child is null)
                 continue;
-            EraseIn(child, childBase, first, last, onErase);
-            if (child.Used == 0)
+            Walk(child, childBase, first, last, visit, erase);
+            if (erase && child.Used == 0)
             {
                 n.Children[s] = null;
                 n.Used--;
             }
-        }
-    }
-
-    private static void Visit(Node n, ulong baseIndex, ulong first, ulong last, Action<ulong, T> visit)
-    {
-        int shift = n.Level * Bits;
-        if (n.Level == 0)
-        {
-            if (n.Values is null)
-                return;
-            for (int s = SlotFrom(first, baseIndex, shift); s < Fanout; s++)
-            {
-                ulong idx = baseIndex + (ulong)s;
-                if (idx > last)
-                    break;
-                var v = n.Values[s];
-                if (!IsEmpty(v))
-                    visit(idx, v);
-            }
-            return;
-        }
-        if (n.Children is null)
-            return;
-        ulong span = 1UL << shift;
-        for (int s = SlotFrom(first, baseIndex, shift); s < Fanout; s++)
-        {
-            ulong childBase = baseIndex + (ulong)s * span;
-            if (childBase > last)
-                break;
-            var child = n.Children[s];
-            if (child is not null)
-                Visit(child, childBase, first, last, visit);
         }
     }
 
