@@ -1,0 +1,16 @@
+using HmmEmu.Hardware.Memory;
+
+namespace HmmEmu.Hardware.Translation;
+
+/// <summary>
+/// One translated device address: where its first byte lives (<see cref="Aperture"/> and
+/// <see cref="Address"/>) and how many bytes from there share the translation (to the end of the page).
+/// </summary>
+public readonly record struct Translation(TranslationStatus Status, Aperture Aperture, ulong Address, ulong Length)
+{
+    /// <summary>Whether the address translated.</summary>
+    public bool IsOk => Status == TranslationStatus.Ok;
+
+    /// <summary>A failed translation.</summary>
+    public static Translation Fail(TranslationStatus status) => new(status, Aperture.System, 0, 0);
+}
