@@ -13,26 +13,38 @@ namespace HmmEmu.Mirror;
 /// </summary>
 public sealed class MirrorDevice : IDevicePagemapOps
 {
-    /// <summary>Device pages per device (128 MiB).</summary>
+    /// <summary>Device pages per device by default (128 MiB).</summary>
     public const int DevicePages = 32768;
 
+    private const int HugePages = MigratePfn.CompoundPages;
+
     private readonly KSpinLock _freeLock;
-    private readonly Stack<ulong> _free = new();
+    private readonly ulong[] _freeMap;                                // bit set = page free; only under _freeLock
+    private int _freeCount;                                           // only under _freeLock
+    private int _firstFreeWord;                                       // no free page below this word; only under _freeLock
 
     /// <summary>
-    /// Creates device <paramref name="minor"/> on <paramref name="kernel"/> and registers its memory: device-private
-    /// (as test_hmm's devices 0 and 1) or device-coherent (devices 2 and 3).
+    /// Creates device <paramref name="minor"/> on <paramref name="kernel"/> and registers <paramref name="pages"/> pages
+    /// (a positive multiple of 512) of its memory: device-private (as test_hmm's devices 0 and 1) or device-coherent
+    /// (devices 2 and 3).
     /// </summary>
-    public MirrorDevice(HostKernel kernel, int minor, MemoryType memoryType = MemoryType.DevicePrivate)
+    public MirrorDevice(HostKernel kernel, int minor, MemoryType memoryType = MemoryType.DevicePrivate, int pages = DevicePages)
     {
         ArgumentNullException.ThrowIfNull(kernel);
+        if (pages <= 0 || pages % HugePages != 0)
+            throw new ArgumentOutOfRangeException(nameof(pages), pages, "A mirror device's memory must be a positive multiple of 512 pages (whole 2 MiB blocks).");
         Kernel = kernel;
         Minor = minor;
+        Capacity = pages;
         _freeLock = new KSpinLock(kernel, "dmirror.device.lock");
-        Pagemap = DevicePagemap.Register(kernel, memoryType, DevicePages, this, this);
-        for (ulong pfn = Pagemap.FirstPfn + (ulong)DevicePages; pfn-- > Pagemap.FirstPfn;)
-            _free.Push(pfn);                           // popped in ascending order
+        _freeMap = new ulong[pages / 64];
+        Pagemap = DevicePagemap.Register(kernel, memoryType, pages, this, this);
+        Array.Fill(_freeMap, ulong.MaxValue);
+        _freeCount = pages;
     }
+
+    /// <summary>How many pages of device memory the device has.</summary>
+    public int Capacity { get; }
 
     /// <summary>The kernel the device is attached to.</summary>
     public HostKernel Kernel { get; }
@@ -52,7 +64,7 @@ public sealed class MirrorDevice : IDevicePagemapOps
         get
         {
             using (_freeLock.Scoped())
-                return _free.Count;
+                return _freeCount;
         }
     }
 
@@ -73,32 +85,77 @@ public sealed class MirrorDevice : IDevicePagemapOps
 
     /// <summary>
     /// Allocates a device page for <paramref name="owner"/> (dmirror_devmem_alloc_page): locked, one reference, with a
-    /// zeroed backing system page. ENOMEM when device memory or the backing page runs out. May sleep.
+    /// zeroed backing system page. With <paramref name="huge"/>, a 2 MiB device page instead: 512 contiguous, aligned
+    /// device frames (each locked, with one reference) backed by a 2 MiB system page. ENOMEM when device memory (or a
+    /// free aligned 2 MiB run of it) or the backing memory runs out. May sleep.
     /// </summary>
-    internal Errno AllocPage(MirrorFile owner, out ulong pfn)
+    internal Errno AllocPage(MirrorFile owner, bool huge, out ulong pfn)
     {
-        // Device-private memory is simulated by a backing system page; coherent memory the CPU can touch directly.
+        int count = huge ? HugePages : 1;
+        // Device-private memory is simulated by backing system pages; coherent memory the CPU can touch directly.
         ulong backing = 0;
         pfn = 0;
         if (!IsCoherent)
         {
-            var err = Kernel.Memory.AllocPage(Gfp.HighUser | Gfp.Zero, out backing);
+            var err = huge
+                ? Kernel.Memory.AllocContiguous(9, Gfp.HighUser | Gfp.Zero, out backing)
+                : Kernel.Memory.AllocPage(Gfp.HighUser | Gfp.Zero, out backing);
             if (err != Errno.Ok)
                 return err;
         }
+        int index;
         using (_freeLock.Scoped())
+            index = huge ? TakeHugeRun() : TakeOne();
+        if (index < 0)
         {
-            if (_free.Count == 0)
-            {
-                if (backing != 0)
-                    Kernel.Memory.PutPage(backing);
-                return Errno.ENOMEM;
-            }
-            pfn = _free.Pop();
+            for (int j = 0; j < count && backing != 0; j++)
+                Kernel.Memory.PutPage(backing + (ulong)j);
+            return Errno.ENOMEM;
         }
-        Pagemap.InitPage(pfn);
-        Pagemap.SetZoneDeviceData(pfn, new DevicePage(IsCoherent ? pfn : backing, owner));
+        pfn = Pagemap.FirstPfn + (ulong)index;
+        for (int j = 0; j < count; j++)
+        {
+            ulong p = pfn + (ulong)j;
+            Pagemap.InitPage(p);
+            Pagemap.SetZoneDeviceData(p, new DevicePage(IsCoherent ? p : backing + (ulong)j, owner));
+        }
         return Errno.Ok;
+    }
+
+    // The lowest free page's index, taken; -1 if none. Caller holds _freeLock.
+    private int TakeOne()
+    {
+        for (int w = _firstFreeWord; w < _freeMap.Length; w++)
+        {
+            if (_freeMap[w] == 0)
+                continue;
+            int bit = System.Numerics.BitOperations.TrailingZeroCount(_freeMap[w]);
+            _freeMap[w] &= ~(1UL << bit);
+            _freeCount--;
+            _firstFreeWord = w;
+            return (w << 6) + bit;
+        }
+        _firstFreeWord = _freeMap.Length;
+        return -1;
+    }
+
+    // The lowest wholly free, 512-aligned run's first index, taken; -1 if none. Caller holds _freeLock.
+    private int TakeHugeRun()
+    {
+        const int wordsPerRun = HugePages / 64;
+        for (int w = _firstFreeWord / wordsPerRun * wordsPerRun; w < _freeMap.Length; w += wordsPerRun)
+        {
+            bool free = true;
+            for (int k = 0; k < wordsPerRun && free; k++)
+                free = _freeMap[w + k] == ulong.MaxValue;
+            if (!free)
+                continue;
+            for (int k = 0; k < wordsPerRun; k++)
+                _freeMap[w + k] = 0;
+            _freeCount -= HugePages;
+            return w << 6;
+        }
+        return -1;
     }
 
     /// <summary>BACKING_PAGE: the system page holding a device page's bytes, or the page itself for system memory.</summary>
@@ -112,9 +169,9 @@ public sealed class MirrorDevice : IDevicePagemapOps
     public Errno EvictAll()
     {
         var mem = Kernel.Memory;
-        var m = DeviceMigration.Range(Kernel, Pagemap.FirstPfn, DevicePages);
+        var m = DeviceMigration.Range(Kernel, Pagemap.FirstPfn, Capacity);
         var result = Errno.Ok;
-        for (int i = 0; i < DevicePages; i++)
+        for (int i = 0; i < Capacity; i++)
         {
             ulong src = m.Src[i];
             if ((src & MigratePfn.Migrate) == 0 || MigratePfn.ToPfn(src) is not ulong spfn)
@@ -149,57 +206,117 @@ public sealed class MirrorDevice : IDevicePagemapOps
         if (Pagemap.GetZoneDeviceData(pfn) is DevicePage d && d.Backing != pfn)
             Kernel.Memory.PutPage(d.Backing);
         Pagemap.SetZoneDeviceData(pfn, null);
+        int index = (int)(pfn - Pagemap.FirstPfn);
         using (_freeLock.Scoped())
-            _free.Push(pfn);
+        {
+            _freeMap[index >> 6] |= 1UL << (index & 63);
+            _freeCount++;
+            _firstFreeWord = Math.Min(_firstFreeWord, index >> 6);
+        }
     }
 
-    /// <summary>dmirror_devmem_fault: migrates the one faulting page back to system memory.</summary>
+    /// <summary>
+    /// dmirror_devmem_fault: migrates the faulting page back to system memory; a fault on a device THP's PMD entry
+    /// migrates its whole 2 MiB block (as a 2 MiB system page when one can be had).
+    /// </summary>
     public VmFaultResult MigrateToRam(DeviceFault fault)
     {
         var owner = (Pagemap.GetZoneDeviceData(fault.Page) as DevicePage)?.Owner;
+        ulong size = (ulong)PhysicalMemory.PageSize << fault.Order;
+        ulong start = fault.Address & ~(size - 1);
+        ulong npages = size >> PhysicalMemory.PageShift;
         var args = new MigrateVma
         {
             Vma = fault.Vma,
-            Start = fault.Address,
-            End = fault.Address + PhysicalMemory.PageSize,
-            Src = new ulong[1],
-            Dst = new ulong[1],
+            Start = start,
+            End = start + size,
+            Src = new ulong[npages],
+            Dst = new ulong[npages],
             PgmapOwner = this,
-            Flags = MigrateSelect.DevicePrivate,
+            Flags = (IsCoherent ? MigrateSelect.DeviceCoherent : MigrateSelect.DevicePrivate) | (fault.Order > 0 ? MigrateSelect.Compound : 0),
             FaultPage = fault.Page,
         };
         if (Migrate.VmaSetup(args) != Errno.Ok)
             return VmFaultResult.SigBus;
-        var err = CopyToSystem(args, owner);
+        if (CopyToSystem(args, owner) != Errno.Ok)
+        {
+            Migrate.VmaFinalize(args);
+            return VmFaultResult.Oom;
+        }
         Migrate.VmaPages(args);
         Migrate.VmaFinalize(args);
-        return err == Errno.Ok ? VmFaultResult.Ok : VmFaultResult.Oom;
+        return VmFaultResult.Ok;
     }
 
     /// <summary>
-    /// dmirror_devmem_fault_alloc_and_copy: for each selected device page, a locked system page with its bytes, and
-    /// the owning mirror's entry for the address erased. Returns ENOMEM if a system page could not be had (that
-    /// entry is then left out and stays on the device). May sleep.
+    /// dmirror_devmem_fault_alloc_and_copy: for each selected device page, a locked system page with its bytes, and the
+    /// owning mirror's entry for the address erased. A compound (2 MiB) entry gets a 2 MiB system page, or 512 small
+    /// ones when that fails or the owner's one-shot FAIL_ALLOC flag is set. Returns ENOMEM when a small page could not
+    /// be had; every destination already chosen is released, and nothing has moved yet. May sleep.
     /// </summary>
     internal Errno CopyToSystem(MigrateVma args, MirrorFile? onlyOwner)
     {
         var mem = Kernel.Memory;
-        var result = Errno.Ok;
         for (ulong i = 0; i < args.NPages; i++)
         {
             ulong src = args.Src![i];
             if ((src & MigratePfn.Migrate) == 0 || MigratePfn.ToPfn(src) is not ulong spfn)
                 continue;
-            if (CopyToNewSystemPage(spfn, out ulong dpfn) != Errno.Ok)
+            var owner = (Pagemap.GetZoneDeviceData(spfn) as DevicePage)?.Owner ?? onlyOwner;
+            bool failAlloc = owner?.TakeFailAlloc() ?? false;
+            ulong write = src & MigratePfn.Write;
+            if ((src & MigratePfn.Compound) != 0)
             {
-                result = Errno.ENOMEM;
+                int n = (int)Math.Min((ulong)HugePages, args.NPages - i);
+                if (!failAlloc && mem.AllocContiguous(9, Gfp.HighUser | Gfp.NoWarn, out ulong d0) == Errno.Ok)
+                {
+                    for (int j = 0; j < HugePages; j++)
+                    {
+                        mem.LockPage(d0 + (ulong)j);
+                        mem.CopyPage(d0 + (ulong)j, BackingPfn(spfn + (ulong)j));
+                    }
+                    args.Dst![i] = MigratePfn.From(d0) | MigratePfn.Compound | write;
+                }
+                else
+                {
+                    for (int j = 0; j < n; j++)
+                    {
+                        if (CopyToNewSystemPage(spfn + (ulong)j, out ulong d) != Errno.Ok)
+                            return ReleaseDestinations(args, i + (ulong)j);
+                        args.Dst![i + (ulong)j] = MigratePfn.From(d) | write;
+                    }
+                }
+                for (int j = 0; j < n; j++)
+                    owner?.ForgetPage(args.Start + ((i + (ulong)j) << PhysicalMemory.PageShift));
+                i += (ulong)n - 1;
                 continue;
             }
-            var owner = (Pagemap.GetZoneDeviceData(spfn) as DevicePage)?.Owner ?? onlyOwner;
+            if (failAlloc || CopyToNewSystemPage(spfn, out ulong dpfn) != Errno.Ok)
+                return ReleaseDestinations(args, i);
             owner?.ForgetPage(args.Start + (i << PhysicalMemory.PageShift));
-            args.Dst![i] = MigratePfn.From(dpfn) | (src & MigratePfn.Write);
+            args.Dst![i] = MigratePfn.From(dpfn) | write;
         }
-        return result;
+        return Errno.Ok;
+    }
+
+    // The error path of CopyToSystem: unlocks and frees every destination chosen before entry `upTo`, and clears Dst.
+    private Errno ReleaseDestinations(MigrateVma args, ulong upTo)
+    {
+        var mem = Kernel.Memory;
+        for (ulong i = 0; i < upTo; i++)
+        {
+            ulong dst = args.Dst![i];
+            if (MigratePfn.ToPfn(dst) is not ulong d)
+                continue;
+            int frames = (dst & MigratePfn.Compound) != 0 ? HugePages : 1;
+            for (int j = 0; j < frames; j++)
+            {
+                mem.UnlockPage(d + (ulong)j);
+                mem.PutPage(d + (ulong)j);
+            }
+            args.Dst[i] = 0;
+        }
+        return Errno.ENOMEM;
     }
 
     /// <inheritdoc />

@@ -22,6 +22,7 @@ namespace HmmEmu.Mirror;
 public sealed class MirrorFile : IMmuIntervalNotifierOps
 {
     private const int ChunkPages = 64;
+    private const int MigrateChunkPages = 512;   // PTRS_PER_PTE: a 2 MiB-aligned chunk can move as one huge page
     private const ulong PageSize = PhysicalMemory.PageSize;
     private const int PageShift = PhysicalMemory.PageShift;
     private const ulong RangeTimeoutNs = 1_000_000_000;   // HMM_RANGE_DEFAULT_TIMEOUT: 1000 ms
@@ -49,14 +50,17 @@ public sealed class MirrorFile : IMmuIntervalNotifierOps
     }
 
     /// <summary>
-    /// HMM_DMIRROR_FLAG_FAIL_ALLOC: the next huge (2 MiB) device or system page allocation of a migration fails,
-    /// forcing the split fallback. This kernel always migrates huge pages split into 4 KiB pages, so no huge
-    /// allocation is made and the flag stays pending; the observable outcome (data migrated page by page) is the same.
+    /// HMM_DMIRROR_FLAG_FAIL_ALLOC: one-shot; the next destination allocation of a migration (a device page on the way
+    /// to the device, a system page on the way back) fails. For a 2 MiB page this forces the split fallback to 512
+    /// small pages; for a small page the page is not migrated (to the device) or the migration fails with ENOMEM
+    /// (back to system memory).
     /// </summary>
     public const ulong FlagFailAlloc = 1UL << 0;
 
-    /// <summary>The flags set with <see cref="MirrorIoctl.Flags"/>.</summary>
-    public ulong Flags { get; private set; }
+    private ulong _flags;
+
+    /// <summary>The flags set with <see cref="MirrorIoctl.Flags"/> (FAIL_ALLOC clears itself when it fires).</summary>
+    public ulong Flags => Interlocked.Read(ref _flags);
 
     /// <summary>The device this file was opened on (the pgmap owner it reports as its own).</summary>
     public MirrorDevice Device { get; }
@@ -365,9 +369,12 @@ public sealed class MirrorFile : IMmuIntervalNotifierOps
 
     private Errno SetFlags(ulong flags)
     {
-        Flags = flags;
+        Interlocked.Exchange(ref _flags, flags);
         return Errno.Ok;
     }
+
+    /// <summary>Consumes a pending FAIL_ALLOC: true (and the flag cleared) if the caller's allocation must fail.</summary>
+    internal bool TakeFailAlloc() => (Interlocked.And(ref _flags, ~FlagFailAlloc) & FlagFailAlloc) != 0;
 
     // dmirror_check_atomic: the CPU must have taken every page back (the invalidation erased the atomic entries).
     private Errno CheckExclusive(in MirrorCommand cmd)
@@ -407,11 +414,11 @@ public sealed class MirrorFile : IMmuIntervalNotifierOps
                     var vma = _mm.VmaLookup(addr);
                     if (vma is null || (vma.Flags & VmFlags.Read) == 0)
                         return Errno.EINVAL;
-                    ulong next = Math.Min(Math.Min(end, addr + ChunkPages * PageSize), vma.End);
+                    ulong next = Math.Min(Math.Min(end, addr + MigrateChunkPages * PageSize), vma.End);
                     var args = new MigrateVma
                     {
-                        Vma = vma, Start = addr, End = next, Src = new ulong[ChunkPages], Dst = new ulong[ChunkPages],
-                        PgmapOwner = Device, Flags = MigrateSelect.System,
+                        Vma = vma, Start = addr, End = next, Src = new ulong[MigrateChunkPages], Dst = new ulong[MigrateChunkPages],
+                        PgmapOwner = Device, Flags = MigrateSelect.System | MigrateSelect.Compound,
                     };
                     var err = Migrate.VmaSetup(args);
                     if (err != Errno.Ok)
@@ -431,7 +438,9 @@ public sealed class MirrorFile : IMmuIntervalNotifierOps
         return ReadBack(ref cmd);
     }
 
-    // dmirror_migrate_alloc_and_copy: a device page per selected entry, filled from the source (or zeroed).
+    // dmirror_migrate_alloc_and_copy: a device page per selected entry, filled from the source (or zeroed). A compound
+    // entry gets a 2 MiB device page, or (allocation failed, or FAIL_ALLOC) 512 small ones; a small entry whose
+    // allocation fails stays where it is.
     private void AllocAndCopyToDevice(MigrateVma args, Vma vma)
     {
         var mem = _kernel.Memory;
@@ -446,16 +455,49 @@ public sealed class MirrorFile : IMmuIntervalNotifierOps
                 _kernel.Warn($"{Device}: asked to migrate device page 0x{sp:x} to the device again.");
                 continue;
             }
-            if (Device.AllocPage(this, out ulong dpfn) != Errno.Ok)
-                continue;
-            var backing = mem.PageBytes(Device.BackingPfn(dpfn));
-            if (spfn is ulong s)
-                mem.PageBytes(s).CopyTo(backing);
-            else
-                backing.Clear();
+            bool huge = (src & MigratePfn.Compound) != 0;
             bool write = (src & MigratePfn.Write) != 0 || (spfn is null && (vma.Flags & VmFlags.Write) != 0);
-            args.Dst![i] = MigratePfn.From(dpfn) | (write ? MigratePfn.Write : 0);
+            ulong flags = write ? MigratePfn.Write : 0;
+            bool failAlloc = TakeFailAlloc();
+            if (huge && !failAlloc && Device.AllocPage(this, huge: true, out ulong d0) == Errno.Ok)
+            {
+                for (ulong j = 0; j < MigratePfn.CompoundPages; j++)
+                    FillDevicePage(d0 + j, spfn is ulong s ? s + j : null);
+                args.Dst![i] = MigratePfn.From(d0) | MigratePfn.Compound | flags;
+                i += MigratePfn.CompoundPages - 1;
+                continue;
+            }
+            if (!huge)
+            {
+                if (!failAlloc && Device.AllocPage(this, huge: false, out ulong dpfn) == Errno.Ok)
+                {
+                    FillDevicePage(dpfn, spfn);
+                    args.Dst![i] = MigratePfn.From(dpfn) | flags;
+                }
+                continue;
+            }
+            // The split fallback: 512 small device pages for the huge source (migrate_vma_pages splits it).
+            ulong n = Math.Min(MigratePfn.CompoundPages, args.NPages - i);
+            for (ulong j = 0; j < n; j++)
+            {
+                if (Device.AllocPage(this, huge: false, out ulong dpfn) != Errno.Ok)
+                    break;
+                FillDevicePage(dpfn, spfn is ulong s ? s + j : null);
+                args.Dst![i + j] = MigratePfn.From(dpfn) | flags;
+            }
+            i += n - 1;
         }
+    }
+
+    // Copies a source page (or zeroes) into device page dpfn's memory.
+    private void FillDevicePage(ulong dpfn, ulong? spfn)
+    {
+        var mem = _kernel.Memory;
+        var backing = mem.PageBytes(Device.BackingPfn(dpfn));
+        if (spfn is ulong s)
+            mem.PageBytes(s).CopyTo(backing);
+        else
+            backing.Clear();
     }
 
     // dmirror_migrate_finalize_and_map: the migrated pages go into the device page table. An entry is stored only
@@ -469,12 +511,18 @@ public sealed class MirrorFile : IMmuIntervalNotifierOps
             {
                 if ((args.Src![i] & MigratePfn.Migrate) == 0 || MigratePfn.ToPfn(args.Dst![i]) is not ulong dpfn)
                     continue;
-                var cpu = _mm.GetPte(args.Start + (i << PageShift));
-                bool ours = MigratePfn.ToPfn(args.Src[i]) is ulong spfn ? cpu.IsMigration && cpu.Pfn == spfn : cpu.Pfn == dpfn && !cpu.IsNone;
-                if (!ours)
-                    continue;
-                ulong entry = EntryPresent | dpfn | ((args.Dst[i] & MigratePfn.Write) != 0 ? EntryWrite : 0);
-                _pt.Store((args.Start >> PageShift) + i, entry, Gfp.Atomic);
+                ulong frames = (args.Dst[i] & MigratePfn.Compound) != 0 ? (ulong)MigratePfn.CompoundPages : 1;
+                ulong? spfn = MigratePfn.ToPfn(args.Src[i]);
+                for (ulong j = 0; j < frames; j++)
+                {
+                    var cpu = _mm.GetPte(args.Start + ((i + j) << PageShift));
+                    bool ours = spfn is ulong s ? cpu.IsMigration && cpu.Pfn == s + j : cpu.Pfn == dpfn + j && !cpu.IsNone;
+                    if (!ours)
+                        continue;
+                    ulong entry = EntryPresent | (dpfn + j) | ((args.Dst[i] & MigratePfn.Write) != 0 ? EntryWrite : 0);
+                    _pt.Store((args.Start >> PageShift) + i + j, entry, Gfp.Atomic);
+                }
+                i += frames - 1;
             }
         }
     }
@@ -494,16 +542,22 @@ public sealed class MirrorFile : IMmuIntervalNotifierOps
                     var vma = _mm.VmaLookup(addr);
                     if (vma is null)
                         return Errno.EINVAL;
-                    ulong next = Math.Min(Math.Min(end, addr + ChunkPages * PageSize), vma.End);
+                    ulong next = Math.Min(Math.Min(end, addr + MigrateChunkPages * PageSize), vma.End);
                     var args = new MigrateVma
                     {
-                        Vma = vma, Start = addr, End = next, Src = new ulong[ChunkPages], Dst = new ulong[ChunkPages],
-                        PgmapOwner = Device, Flags = Device.IsCoherent ? MigrateSelect.DeviceCoherent : MigrateSelect.DevicePrivate,
+                        Vma = vma, Start = addr, End = next, Src = new ulong[MigrateChunkPages], Dst = new ulong[MigrateChunkPages],
+                        PgmapOwner = Device,
+                        Flags = (Device.IsCoherent ? MigrateSelect.DeviceCoherent : MigrateSelect.DevicePrivate) | MigrateSelect.Compound,
                     };
                     var err = Migrate.VmaSetup(args);
                     if (err != Errno.Ok)
                         return err;
                     err = Device.CopyToSystem(args, this);
+                    if (err != Errno.Ok)
+                    {
+                        Migrate.VmaFinalize(args);
+                        return err;
+                    }
                     Migrate.VmaPages(args);
                     for (ulong i = 0; i < args.NPages; i++)
                     {
@@ -511,8 +565,6 @@ public sealed class MirrorFile : IMmuIntervalNotifierOps
                             cmd.CPages++;
                     }
                     Migrate.VmaFinalize(args);
-                    if (err != Errno.Ok)
-                        return err;
                     addr = next;
                 }
             }

@@ -12,6 +12,16 @@ public static class MigratePfn
     /// <summary>MIGRATE_PFN_WRITE: the mapping was (or is to be) writable.</summary>
     public const ulong Write = 1UL << 3;
 
+    /// <summary>
+    /// MIGRATE_PFN_COMPOUND: in Src, the entry stands for a whole 2 MiB block (the next 511 entries are 0); in Dst, the
+    /// driver supplies a 2 MiB page (512 contiguous, naturally aligned, locked frames) for it. A compound source with a
+    /// small destination is split, and the driver must then fill all 512 Dst entries with small pages.
+    /// </summary>
+    public const ulong Compound = 1UL << 4;
+
+    /// <summary>Pages one compound entry stands for (HPAGE_PMD_NR).</summary>
+    public const int CompoundPages = 512;
+
     /// <summary>MIGRATE_PFN_SHIFT.</summary>
     public const int Shift = 6;
 

@@ -15,4 +15,10 @@ public enum MigrateSelect
 
     /// <summary>MIGRATE_VMA_SELECT_DEVICE_COHERENT: device-coherent pages of the pgmap owner.</summary>
     DeviceCoherent = 1 << 2,
+
+    /// <summary>
+    /// MIGRATE_VMA_SELECT_COMPOUND: collect a whole, 2 MiB-aligned huge page (a THP, a device-private THP, or an empty or
+    /// zero-page 2 MiB block of a THP-enabled VMA) as one <see cref="MigratePfn.Compound"/> entry instead of splitting it.
+    /// </summary>
+    Compound = 1 << 3,
 }

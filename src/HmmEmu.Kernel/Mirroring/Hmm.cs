@@ -139,6 +139,8 @@ public static class Hmm
                 {
                     // The caller's own device memory: report it, never fault it back.
                     output = pte.Pfn | HmmPfn.Valid | (pte.IsWritableEntry ? HmmPfn.Write : 0);
+                    if (pte.IsHuge)
+                        output |= 9UL << HmmPfn.OrderShift;   // a device-private THP's PMD entry
                 }
                 else
                 {

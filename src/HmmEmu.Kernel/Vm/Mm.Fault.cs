@@ -63,6 +63,8 @@ public sealed partial class Mm
         {
             // A read of never-touched anonymous memory maps the shared zero page, read-only. It was none before,
             // so nothing can have been mirrored: no invalidation.
+            if ((vma.Flags & (VmFlags.HugePage | VmFlags.NoHugePage)) == VmFlags.HugePage && MapHugeZeroPage(vma, addr))
+                return VmFaultResult.Ok;
             using (PageTableLock.Scoped())
             {
                 var t = PageTable.Ensure(addr);
@@ -122,6 +124,28 @@ public sealed partial class Mm
                 mem.PutPage(first + (ulong)i);
         }
         return VmFaultResult.Ok;
+    }
+
+    /// <summary>
+    /// do_huge_pmd_anonymous_page on a read (the huge zero page): maps the zero page over the whole 2 MiB block around
+    /// <paramref name="addr"/>, read-only and huge, if the block lies inside the VMA and nothing in it is mapped yet.
+    /// A later write splits the block and gets a small page, as when no huge page can be allocated.
+    /// </summary>
+    private bool MapHugeZeroPage(Vma vma, ulong addr)
+    {
+        ulong block = addr & ~(CpuPageTable.TableSpan - 1);
+        if (block < vma.Start || block + CpuPageTable.TableSpan > vma.End)
+            return false;
+        using (PageTableLock.Scoped())
+        {
+            var t = PageTable.Ensure(block);
+            if (t.Used != 0)
+                return false;
+            var zero = Pte.Make(PhysicalMemory.ZeroPfn, writable: false, special: true, huge: true);
+            for (int i = 0; i < PteTable.Count; i++)
+                SetPte(t, block + ((ulong)i << PhysicalMemory.PageShift), zero);
+            return true;
+        }
     }
 
     private VmFaultResult DoFileFault(Vma vma, ulong addr, bool write)

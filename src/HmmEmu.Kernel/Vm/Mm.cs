@@ -169,7 +169,8 @@ public sealed partial class Mm
     {
         int i = CpuPageTable.PteIndex(addr);
         var old = new Pte(table.Entries[i]);
-        if (old.IsHuge && !(next.IsHuge && next.Pfn == old.Pfn))
+        // A huge block changes as a whole (every entry replaced by a huge one, as a PMD is) or is split first.
+        if (old.IsHuge && !next.IsHuge)
             SplitHuge(table);
         if (old.IsDowngradedBy(next) && !IsInvalidating(addr))
         {

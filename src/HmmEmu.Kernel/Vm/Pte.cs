@@ -15,6 +15,7 @@ public readonly record struct Pte(ulong Raw)
     private const ulong SpecialBit = 1UL << 4;
     private const ulong ProtNoneBit = 1UL << 5;
     private const ulong HugeBit = 1UL << 6;     // present entries only (the type field below is for non-present ones)
+    private const ulong SwapHugeBit = 1UL << 9; // non-present entries: a device-private or migration PMD entry
     private const int TypeShift = 6;
     private const ulong TypeMask = 7UL << TypeShift;
     private const ulong DevicePrivateRead = 1UL << TypeShift;
@@ -66,13 +67,14 @@ public readonly record struct Pte(ulong Raw)
     public bool IsWritableEntry => !IsPresent && (Raw & TypeMask) is DevicePrivateWrite or MigrationWrite or ExclusiveWrite;
 
     /// <summary>
-    /// Part of a 2 MiB mapping (a PMD-mapped transparent huge page or hugetlb page): the 512 entries of the table map
-    /// 512 contiguous frames. Any change to part of it splits it first (split_huge_pmd).
+    /// Part of a 2 MiB mapping (a PMD-mapped transparent huge page or hugetlb page, or the non-present PMD entry of a
+    /// device-private THP or of a THP under migration): the 512 entries of the table stand for 512 contiguous frames.
+    /// Any change to part of it splits it first (split_huge_pmd).
     /// </summary>
-    public bool IsHuge => IsPresent && (Raw & HugeBit) != 0;
+    public bool IsHuge => IsPresent ? (Raw & HugeBit) != 0 : (Raw & SwapHugeBit) != 0 && (Raw & TypeMask) != 0;
 
     /// <summary>The same entry without the huge marker (after a split).</summary>
-    public Pte WithoutHuge() => new(Raw & ~HugeBit);
+    public Pte WithoutHuge() => new(Raw & ~(IsPresent ? HugeBit : SwapHugeBit));
 
     /// <summary>pte_pfn (for non-present device-private and migration entries: the page they stand for).</summary>
     public ulong Pfn => (Raw & PfnMask) >> PfnShift;
@@ -91,13 +93,13 @@ public readonly record struct Pte(ulong Raw)
         return new Pte(raw);
     }
 
-    /// <summary>make_(readable|writable)_device_private_entry for <paramref name="pfn"/>.</summary>
-    public static Pte MakeDevicePrivate(ulong pfn, bool writable) =>
-        new((pfn << PfnShift) | (writable ? DevicePrivateWrite : DevicePrivateRead));
+    /// <summary>make_(readable|writable)_device_private_entry for <paramref name="pfn"/>; <paramref name="huge"/> for one of the 512 entries of a device-private PMD.</summary>
+    public static Pte MakeDevicePrivate(ulong pfn, bool writable, bool huge = false) =>
+        new((pfn << PfnShift) | (writable ? DevicePrivateWrite : DevicePrivateRead) | (huge ? SwapHugeBit : 0));
 
-    /// <summary>make_(readable|writable)_migration_entry for <paramref name="pfn"/>.</summary>
-    public static Pte MakeMigration(ulong pfn, bool writable) =>
-        new((pfn << PfnShift) | (writable ? MigrationWrite : MigrationRead));
+    /// <summary>make_(readable|writable)_migration_entry for <paramref name="pfn"/>; <paramref name="huge"/> for one of the 512 entries of a PMD migration entry.</summary>
+    public static Pte MakeMigration(ulong pfn, bool writable, bool huge = false) =>
+        new((pfn << PfnShift) | (writable ? MigrationWrite : MigrationRead) | (huge ? SwapHugeBit : 0));
 
     /// <summary>A device-exclusive entry for <paramref name="pfn"/>.</summary>
     public static Pte MakeDeviceExclusive(ulong pfn, bool writable) =>
@@ -152,11 +154,11 @@ public readonly record struct Pte(ulong Raw)
         if (IsNone)
             return "pte_none";
         if (IsDevicePrivate)
-            return $"device-private pfn 0x{Pfn:x} {(IsWritableEntry ? "rw" : "r-")}";
+            return $"device-private pfn 0x{Pfn:x} {(IsWritableEntry ? "rw" : "r-")}{(IsHuge ? " huge" : "")}";
         if (IsDeviceExclusive)
             return $"device-exclusive pfn 0x{Pfn:x} {(IsWritableEntry ? "rw" : "r-")}";
         if (IsMigration)
-            return $"migration pfn 0x{Pfn:x} {(IsWritableEntry ? "rw" : "r-")}";
+            return $"migration pfn 0x{Pfn:x} {(IsWritableEntry ? "rw" : "r-")}{(IsHuge ? " huge" : "")}";
         string access = IsProtNone ? "---" : IsWritable ? "rw" : "r-";
         return $"pfn 0x{Pfn:x} {access}{(IsDirty ? " dirty" : "")}{(IsSpecial ? " special" : "")}{(IsHuge ? " huge" : "")}";
     }

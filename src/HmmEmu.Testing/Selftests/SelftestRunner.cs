@@ -68,8 +68,8 @@ public static class SelftestRunner
     {
         foreach (var d in devices)
         {
-            if (d.FreeDevicePages != MirrorDevice.DevicePages)
-                return $"leak: {MirrorDevice.DevicePages - d.FreeDevicePages} device page(s) of {d} still allocated after teardown";
+            if (d.FreeDevicePages != d.Capacity)
+                return $"leak: {d.Capacity - d.FreeDevicePages} device page(s) of {d} still allocated after teardown";
         }
         var mem = kernel.Memory;
         if (mem.UsedPages != (ulong)mem.LruPages)
