@@ -253,4 +253,136 @@ public sealed class MirrorHugeMigrationTests
             r.AssertData(map);
         });
     }
+
+    [Fact]
+    public void VmaSetup_CompoundOnEmptyAlignedBlock_CollectsOneCompoundEntry()
+    {
+        WithMirror(MemoryType.DevicePrivate, r =>
+        {
+            ulong map = r.MapHugeRegion(write: false);
+            var mm = r.Process.Mm;
+            using (mm.MmapReadLock())
+            {
+                var args = NewArgs(r, map, MigrateSelect.System | MigrateSelect.Compound);
+
+                Assert.Equal(Errno.Ok, Migrate.VmaSetup(args));
+
+                Assert.Equal(1UL, args.CPages);
+                Assert.Equal(MigratePfn.Migrate | MigratePfn.Compound, args.Src![0]);
+                Assert.All(args.Src[1..], e => Assert.Equal(0UL, e));
+                Migrate.VmaPages(args);
+                Migrate.VmaFinalize(args);
+            }
+            Assert.True(mm.GetPte(map).IsNone);
+        });
+    }
+
+    [Fact]
+    public void VmaPages_CompoundSourceWithSmallDestinations_SplitsTheSource()
+    {
+        WithMirror(MemoryType.DevicePrivate, r =>
+        {
+            ulong map = r.MapHugeRegion();
+            var mm = r.Process.Mm;
+            var mem = r.Kernel.Memory;
+            ulong s0 = mm.GetPte(map).Pfn;
+            using (mm.MmapReadLock())
+            {
+                var args = NewArgs(r, map, MigrateSelect.System | MigrateSelect.Compound);
+                Assert.Equal(Errno.Ok, Migrate.VmaSetup(args));
+                Assert.Equal(MigratePfn.From(s0) | MigratePfn.Migrate | MigratePfn.Compound | MigratePfn.Write, args.Src![0]);
+                Assert.True(mm.GetPte(map + Page).IsHuge);
+                for (int i = 0; i < Pages; i++)
+                {
+                    Assert.Equal(Errno.Ok, mem.AllocPage(Gfp.Kernel, out ulong d));
+                    mem.LockPage(d);
+                    mem.CopyPage(d, s0 + (ulong)i);
+                    args.Dst![i] = MigratePfn.From(d) | MigratePfn.Write;
+                }
+
+                Migrate.VmaPages(args);
+
+                for (int i = 0; i < Pages; i++)
+                    Assert.Equal(MigratePfn.From(s0 + (ulong)i) | MigratePfn.Migrate | MigratePfn.Write, args.Src[i]);
+                Assert.False(mm.GetPte(map + Page).IsHuge);
+                Migrate.VmaFinalize(args);
+            }
+            Assert.False(mm.GetPte(map).IsHuge);
+            Assert.NotEqual(s0, mm.GetPte(map).Pfn);
+            r.AssertData(map);
+        });
+    }
+
+    [Fact]
+    public void VmaPages_CompoundDestinationForSmallSource_IsNotMigrated()
+    {
+        WithMirror(MemoryType.DevicePrivate, r =>
+        {
+            ulong map = r.MapHugeRegion();
+            var mm = r.Process.Mm;
+            var mem = r.Kernel.Memory;
+            ulong s0 = mm.GetPte(map).Pfn;
+            using (mm.MmapReadLock())
+            {
+                var args = NewArgs(r, map, MigrateSelect.System);   // no COMPOUND: collected page by page
+                Assert.Equal(Errno.Ok, Migrate.VmaSetup(args));
+                Assert.Equal((ulong)Pages, args.CPages);
+                Assert.Equal(Errno.Ok, mem.AllocContiguous(9, Gfp.Kernel, out ulong d0));
+                for (ulong j = 0; j < Pages; j++)
+                    mem.LockPage(d0 + j);
+                args.Dst![0] = MigratePfn.From(d0) | MigratePfn.Compound;
+
+                Migrate.VmaPages(args);
+
+                Assert.Equal(0UL, args.Src![0] & MigratePfn.Migrate);
+                args.Dst[0] = 0;
+                Migrate.VmaFinalize(args);
+                for (ulong j = 0; j < Pages; j++)
+                {
+                    mem.UnlockPage(d0 + j);
+                    mem.PutPage(d0 + j);
+                }
+            }
+            Assert.Equal(s0, mm.GetPte(map).Pfn);
+            r.AssertData(map);
+        });
+    }
+
+    [Fact]
+    public void VmaPages_CompoundDestinationAtUnalignedAddress_Throws()
+    {
+        WithMirror(MemoryType.DevicePrivate, r =>
+        {
+            ulong map = r.MapHugeRegion(write: false);
+            var mm = r.Process.Mm;
+            var mem = r.Kernel.Memory;
+            using (mm.MmapReadLock())
+            {
+                var args = NewArgs(r, map, MigrateSelect.System);
+                Assert.Equal(Errno.Ok, Migrate.VmaSetup(args));
+                Assert.Equal(Errno.Ok, mem.AllocContiguous(9, Gfp.Kernel, out ulong d0));
+                for (ulong j = 0; j < Pages; j++)
+                    mem.LockPage(d0 + j);
+                args.Dst![1] = MigratePfn.From(d0) | MigratePfn.Compound;
+
+                var ex = Assert.Throws<KernelRuleViolationException>(() => Migrate.VmaPages(args));
+
+                Assert.Contains("2 MiB aligned", ex.Message, StringComparison.Ordinal);
+                args.Dst[1] = 0;
+                Migrate.VmaPages(args);
+                Migrate.VmaFinalize(args);
+                for (ulong j = 0; j < Pages; j++)
+                {
+                    mem.UnlockPage(d0 + j);
+                    mem.PutPage(d0 + j);
+                }
+            }
+        });
+    }
+
+    private static MigrateVma NewArgs(Rig r, ulong map, MigrateSelect select) => new()
+    {
+        Vma = r.Process.Mm.VmaLookup(map), Start = map, End = map + TwoMeg, Src = new ulong[Pages], Dst = new ulong[Pages],
+        PgmapOwner = r.Device, Flags = select,
+    };
 }
