@@ -1,0 +1,191 @@
+using System.Threading.Channels;
+using HmmEmu.Simulation;
+
+namespace HmmEmu.Hardware.Engines;
+
+/// <summary>
+/// A device engine's background worker: a daemon simulated thread that takes items from a
+/// <see cref="Channel{T}"/> and hands each to an <see cref="IEngineWorkHandler{T}"/>, in posting order, one at a time.
+/// The channel holds the items; a <see cref="SimWaitQueue"/> does the waiting, so in deterministic mode every wake-up
+/// is a scheduling decision of the seed and in threaded mode the worker runs on its own real thread.
+/// </summary>
+/// <remarks>
+/// Every item accepted by <see cref="Post"/> is handled exactly once: run, or aborted when the worker stops in
+/// <see cref="WorkerStopMode.Abort"/> mode. An item refused by <see cref="Post"/> (after a stop) was not accepted and
+/// stays the caller's. The worker thread is a daemon: an idle worker does not keep <see cref="Scheduler.Run"/> from
+/// returning.
+/// </remarks>
+/// <typeparam name="T">The work item type.</typeparam>
+public sealed class EngineWorker<T> : IDisposable
+{
+    private const int Running = 0;
+    private const int Draining = 1;
+    private const int Aborting = 2;
+
+    private readonly Scheduler _scheduler;
+    private readonly IEngineWorkHandler<T> _handler;
+    private readonly Channel<T> _channel;
+    private readonly SimWaitQueue _wake;
+    private readonly SimThread _thread;
+    private int _mode;
+    private long _posted;
+    private long _ran;
+    private long _aborted;
+
+    /// <summary>Creates the worker and spawns its simulated thread (a daemon of kind <see cref="SimThreadKind.Device"/>).</summary>
+    /// <param name="scheduler">The scheduler the worker runs on.</param>
+    /// <param name="name">The worker's name, for traces and deadlock reports.</param>
+    /// <param name="handler">Runs or aborts each item.</param>
+    public EngineWorker(Scheduler scheduler, string name, IEngineWorkHandler<T> handler)
+    {
+        ArgumentNullException.ThrowIfNull(scheduler);
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        ArgumentNullException.ThrowIfNull(handler);
+        _scheduler = scheduler;
+        _handler = handler;
+        Name = name;
+        // Several readers may call TryRead (the worker, and nobody else today); writers are any thread.
+        _channel = Channel.CreateUnbounded<T>(new UnboundedChannelOptions
+        {
+            SingleReader = false,
+            SingleWriter = false,
+            AllowSynchronousContinuations = false,
+        });
+        _wake = new SimWaitQueue(scheduler, $"engine {name} idle");
+        _thread = scheduler.Spawn(name, Loop, SimThreadKind.Device, daemon: true);
+    }
+
+    /// <summary>The worker's name.</summary>
+    public string Name { get; }
+
+    /// <summary>The worker's simulated thread.</summary>
+    public SimThread Thread => _thread;
+
+    /// <summary>Items accepted by <see cref="Post"/>.</summary>
+    public long Posted => Interlocked.Read(ref _posted);
+
+    /// <summary>Items the handler ran.</summary>
+    public long Ran => Interlocked.Read(ref _ran);
+
+    /// <summary>Items the handler aborted.</summary>
+    public long Aborted => Interlocked.Read(ref _aborted);
+
+    /// <summary>Items accepted and not yet handled (run or aborted), including one in progress.</summary>
+    public long Outstanding => Posted - Ran - Aborted;
+
+    /// <summary>Whether the worker thread has exited.</summary>
+    public bool IsStopped => _thread.IsFinished;
+
+    /// <summary>
+    /// Queues <paramref name="item"/> and wakes the worker. Returns false, without taking the item, once a stop was
+    /// requested. Never sleeps; safe from any thread and from interrupt context.
+    /// </summary>
+    public bool Post(T item)
+    {
+        // Count first, so that Outstanding never goes negative while the worker races ahead.
+        Interlocked.Increment(ref _posted);
+        if (!_channel.Writer.TryWrite(item))
+        {
+            Interlocked.Decrement(ref _posted);
+            return false;
+        }
+        _wake.WakeAll();
+        return true;
+    }
+
+    /// <summary>
+    /// Tells the worker to stop after handling every queued item as <paramref name="mode"/> says; returns at once.
+    /// Later <see cref="Post"/> calls are refused. The first request's mode wins, except that an abort request
+    /// overrides an earlier drain for the items not yet handled. Never sleeps.
+    /// </summary>
+    public void RequestStop(WorkerStopMode mode)
+    {
+        int wanted = mode == WorkerStopMode.Abort ? Aborting : Draining;
+        int seen;
+        do
+        {
+            seen = Volatile.Read(ref _mode);
+            if (seen >= wanted)
+                break;
+        }
+        while (Interlocked.CompareExchange(ref _mode, wanted, seen) != seen);
+        _channel.Writer.TryComplete();
+        _wake.WakeAll();
+    }
+
+    /// <summary>
+    /// Stops the worker (see <see cref="RequestStop"/>) and waits until it has handled every queued item and exited.
+    /// May sleep: call it from a simulated thread, or from a host thread in threaded mode.
+    /// </summary>
+    public void Stop(WorkerStopMode mode)
+    {
+        if (ReferenceEquals(Scheduler.CurrentThread, _thread))
+        {
+            throw new InvalidOperationException(
+                $"Engine worker '{Name}' was told to Stop from its own thread, which would wait for itself forever. " +
+                "From a handler, call RequestStop instead.");
+        }
+        if (!_scheduler.IsSimulatedThread && _scheduler.Mode == SchedulerMode.Deterministic)
+        {
+            throw new InvalidOperationException(
+                $"Engine worker '{Name}': Stop waits for the worker, which in deterministic mode only runs inside " +
+                "Scheduler.Run. Call Stop inside kernel.Run(() => ...), or call Dispose, which runs the simulation for you.");
+        }
+        RequestStop(mode);
+        _thread.Join();
+    }
+
+    /// <summary>
+    /// Stops the worker, aborting queued items, and waits for it. From a host thread in deterministic mode this runs
+    /// the simulation (<see cref="Scheduler.Run"/>) until the worker has exited, so it must not race a Run on another
+    /// host thread. Does nothing more if the scheduler was already disposed.
+    /// </summary>
+    public void Dispose()
+    {
+        RequestStop(WorkerStopMode.Abort);
+        if (_thread.IsFinished || ReferenceEquals(Scheduler.CurrentThread, _thread))
+            return;
+        try
+        {
+            if (_scheduler.IsSimulatedThread || _scheduler.Mode == SchedulerMode.Threaded)
+                _thread.Join();
+            else
+                _scheduler.Run(_thread.Join);
+        }
+        catch (ObjectDisposedException)
+        {
+            // The machine is gone; so are its threads.
+        }
+        catch (SimulationAbortedException)
+        {
+            // The scheduler is shutting down and unwound the worker with everything else.
+        }
+    }
+
+    private bool HasItemOrCompleted() => _channel.Reader.Count > 0 || _channel.Reader.Completion.IsCompleted;
+
+    // Runs on the worker's simulated thread only.
+    private void Loop()
+    {
+        var reader = _channel.Reader;
+        while (true)
+        {
+            _wake.WaitUntil(this, static w => w.HasItemOrCompleted());
+            while (reader.TryRead(out var item))
+            {
+                if (Volatile.Read(ref _mode) == Aborting)
+                {
+                    _handler.Abort(item);
+                    Interlocked.Increment(ref _aborted);
+                }
+                else
+                {
+                    _handler.Run(item);
+                    Interlocked.Increment(ref _ran);
+                }
+            }
+            if (reader.Completion.IsCompleted)
+                return;
+        }
+    }
+}
