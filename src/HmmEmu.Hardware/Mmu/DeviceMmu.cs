@@ -1,0 +1,119 @@
+using System.Runtime.CompilerServices;
+using HmmEmu.Hardware.Memory;
+using HmmEmu.Hardware.Translation;
+using HmmEmu.Simulation;
+
+namespace HmmEmu.Hardware.Mmu;
+
+/// <summary>
+/// One engine's view of the device MMU: the shared <see cref="PageTableRoots"/>, a <see cref="PageTableWalker"/> over
+/// the device-visible memory, and the engine's own <see cref="DeviceTlb"/> with its in-flight uses. An engine wraps
+/// each unit of work (a DMA descriptor, a kernel's page span) in <see cref="BeginUse"/> / <see cref="EndUse"/> and
+/// translates page by page in between; TLB invalidations complete only after the uses that translated a covered
+/// page have ended.
+/// </summary>
+/// <remarks>
+/// Thread-safe: engine threads translate while driver threads invalidate. A use belongs to one thread at a time.
+/// Bad table contents are answered with a failed <see cref="Translation.Translation"/>; misuse of the host-side API
+/// (an untracked or ended use, an empty access) throws.
+/// </remarks>
+public sealed class DeviceMmu : ITranslator
+{
+    private readonly PageTableRoots _roots;
+    private readonly PageTableWalker _walker;
+    private readonly DeviceTlb _tlb;
+    private readonly InFlightUses _uses;
+
+    /// <summary>
+    /// Creates an engine MMU over <paramref name="roots"/> (shared by the device's engines) whose tables and pages live
+    /// in <paramref name="system"/> RAM and, if the device has it, <paramref name="vram"/>.
+    /// </summary>
+    public DeviceMmu(Scheduler scheduler, PageTableRoots roots, IMemoryPort system, IMemoryPort? vram = null,
+        DeviceMmuOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(scheduler);
+        ArgumentNullException.ThrowIfNull(roots);
+        options ??= DeviceMmuOptions.Default;
+        _roots = roots;
+        _walker = new PageTableWalker(system, vram, scheduler, options.WalkLevelNs);
+        _tlb = new DeviceTlb(scheduler, options.Name, options.TlbSets, options.TlbWays, options.UseSlots);
+        _uses = _tlb.Uses;
+    }
+
+    /// <summary>The page-table base of each address-space id (shared with the device's other engines).</summary>
+    public PageTableRoots Roots => _roots;
+
+    /// <summary>The walker used on TLB misses.</summary>
+    public PageTableWalker Walker => _walker;
+
+    /// <summary>This engine's TLB: invalidate through it.</summary>
+    public DeviceTlb Tlb => _tlb;
+
+    /// <summary>The TLB's counters.</summary>
+    public TlbStats Stats => _tlb.Stats;
+
+    /// <summary>
+    /// Starts a unit of work. Never allocates. May sleep, but only when all <see cref="DeviceMmuOptions.UseSlots"/>
+    /// uses are in flight: it then waits for one to end.
+    /// </summary>
+    public TranslationUse BeginUse() => new(_uses.Begin());
+
+    /// <summary>
+    /// Translates the 4 KiB page containing <paramref name="address"/> of <paramref name="asid"/> for
+    /// <paramref name="access"/> under <paramref name="use"/>. A TLB hit takes no lock and never sleeps; a miss walks
+    /// the tables, which charges virtual time and may yield. The result spans at most to the end of the 4 KiB page.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public Translation.Translation Translate(TranslationUse use, ushort asid, ulong address, Access access)
+    {
+        ulong need = Rights.Required(access);
+        ref var slot = ref _uses.Live(use.Slot);
+        if (address >= DevicePageTable.VirtualAddressLimit)
+            return Translation.Translation.Fail(TranslationStatus.OutOfRange);
+        ulong vpn = address >> DevicePageTable.PageShift;
+        // Publish the touch before looking up: an invalidation that removes the entry after this point waits for us.
+        InFlightUses.Touch(ref slot, asid, vpn);
+        if (_tlb.TryLookup(asid, vpn, out ulong pte))
+            return Result(pte, address, need);
+        return Miss(asid, vpn, address, access, need);
+    }
+
+    /// <summary>Ends a unit of work: invalidations waiting only on it complete. Never sleeps.</summary>
+    public void EndUse(TranslationUse use) => _uses.End(use.Slot);
+
+    /// <summary>
+    /// Walks the tables for <paramref name="address"/> of <paramref name="asid"/> without consulting or filling the TLB
+    /// and without a use: for fault records (which level, which entry) and for debugging. May yield.
+    /// </summary>
+    public WalkResult Probe(ushort asid, ulong address, Access access)
+    {
+        if (!_roots.TryGet(asid, out var root))
+            return new WalkResult(TranslationStatus.OutOfRange, 0, DevicePte.Invalid, Aperture.System, 0, 0, default);
+        return _walker.Walk(root, address, access);
+    }
+
+    private Translation.Translation Miss(ushort asid, ulong vpn, ulong address, Access access, ulong need)
+    {
+        if (!_roots.TryGet(asid, out var root))
+            return Translation.Translation.Fail(TranslationStatus.OutOfRange);
+        long sequence = _tlb.Sequence;
+        var walk = _walker.Walk(root, address, access);
+        _tlb.CountWalk(faulted: !walk.IsOk);
+        if (!walk.HasPage)
+            return Translation.Translation.Fail(walk.Status);
+        // Cache the leaf even when this access lacks a right: the next access may not need it.
+        _tlb.Fill(asid, vpn, walk.Page.Value, sequence);
+        return Result(walk.Page.Value, address, need);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Translation.Translation Result(ulong pte, ulong address, ulong need)
+    {
+        if ((pte & need) != need)
+            return Translation.Translation.Fail(TranslationStatus.Permission);
+        ulong offset = address & (DevicePageTable.PageSize - 1);
+        var aperture = (pte & DevicePte.VramBit) != 0 ? Aperture.Vram : Aperture.System;
+        return new Translation.Translation(TranslationStatus.Ok, aperture, (pte & DevicePte.AddressMask) | offset,
+            DevicePageTable.PageSize - offset);
+    }
+}

@@ -1,0 +1,394 @@
+using System.Diagnostics;
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using HmmEmu.Simulation;
+using TraceEventType = HmmEmu.Simulation.TraceEventType;
+
+namespace HmmEmu.Hardware.Mmu;
+
+/// <summary>
+/// A set-associative device TLB, one per engine, tagged by address-space id, caching 4 KiB translations (a 2 MiB
+/// leaf is cached one 4 KiB page at a time). It also keeps the engine's in-flight translation uses, because an
+/// invalidation completes only when the uses that may hold a stale translation have ended.
+/// </summary>
+/// <remarks>
+/// <para>
+/// Layout: flat arrays, <see cref="Sets"/> × <see cref="Ways"/> entries; page number <c>vpn</c> lives in set
+/// <c>vpn mod Sets</c>. A fill goes to the way already holding the page, else the first empty way, else the set's
+/// round-robin victim (which then advances): replacement is first-in first-out per set and fully deterministic.
+/// </para>
+/// <para>
+/// Concurrency: fills and invalidations take the TLB's lock and bump the set's version (odd while changing); a
+/// lookup reads the version, the ways and the version again, and takes the lock only if a change raced it. A hit
+/// therefore costs no lock and no interlocked operation, and never allocates. Invalidations bump a sequence that a
+/// fill compares against the value read before its walk, so a walk that raced an invalidation never installs what
+/// it read. Counters are plain fields: exact in deterministic mode, approximate if several threads translate
+/// through one TLB at once in threaded mode.
+/// </para>
+/// </remarks>
+public sealed class DeviceTlb
+{
+    private const ulong TagValid = 1UL << 63;
+    private const int AsidBits = 16;
+    private const ulong AsidMask = (1UL << AsidBits) - 1;
+    private const ulong VpnMask = (DevicePageTable.VirtualAddressLimit >> DevicePageTable.PageShift) - 1;
+    private const ulong MaxVpn = VpnMask;
+
+    private static readonly TraceEventType s_invalidateEvent =
+        new("mmu", "tlb_invalidate", "kind_asid", "first_page", "last_page");
+
+    private readonly Entry[] _entries;
+    private readonly int[] _versions;
+    private readonly int[] _victims;
+    private readonly int _setMask;
+    private readonly int _ways;
+    private readonly Lock _lock = new();
+    private readonly InFlightUses _uses;
+    private readonly Scheduler _scheduler;
+    private long _sequence;
+
+    private long _hits;
+    private long _misses;
+    private long _walks;
+    private long _walkFaults;
+    private long _fills;
+    private long _fillsDiscarded;
+    private long _evictions;
+    private long _invalidations;
+    private long _entriesDropped;
+    private long _invalidationWaits;
+
+    /// <summary>
+    /// Creates an empty TLB of <paramref name="sets"/> (a power of two) × <paramref name="ways"/> entries with a pool of
+    /// <paramref name="useSlots"/> in-flight uses, whose waits go through <paramref name="scheduler"/>.
+    /// </summary>
+    public DeviceTlb(Scheduler scheduler, string name, int sets = 64, int ways = 4, int useSlots = 64)
+    {
+        ArgumentNullException.ThrowIfNull(scheduler);
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        if (sets < 1 || sets > (1 << 16) || !BitOperations.IsPow2(sets))
+            throw new ArgumentOutOfRangeException(nameof(sets), sets, "TLB sets must be a power of two from 1 to 65536.");
+        if (ways is < 1 or > 64)
+            throw new ArgumentOutOfRangeException(nameof(ways), ways, "TLB ways must be from 1 to 64.");
+        if (useSlots is < 1 or > 4096)
+            throw new ArgumentOutOfRangeException(nameof(useSlots), useSlots, "In-flight use slots must be from 1 to 4096.");
+        _scheduler = scheduler;
+        Name = name;
+        _entries = new Entry[sets * ways];
+        _versions = new int[sets];
+        _victims = new int[sets];
+        _setMask = sets - 1;
+        _ways = ways;
+        _uses = new InFlightUses(useSlots, new SimWaitQueue(scheduler, "tlb " + name), "tlb " + name);
+    }
+
+    /// <summary>The TLB's name (used in wait reasons, traces and error messages).</summary>
+    public string Name { get; }
+
+    /// <summary>Number of sets.</summary>
+    public int Sets => _setMask + 1;
+
+    /// <summary>Entries per set.</summary>
+    public int Ways => _ways;
+
+    /// <summary>Total entries.</summary>
+    public int Capacity => _entries.Length;
+
+    /// <summary>Size of the in-flight use pool.</summary>
+    public int UseSlots => _uses.Count;
+
+    /// <summary>Uses begun and not yet ended.</summary>
+    public int ActiveUses => _uses.Active;
+
+    /// <summary>Valid entries now. Takes the TLB's lock.</summary>
+    public int Count
+    {
+        get
+        {
+            lock (_lock)
+            {
+                int n = 0;
+                foreach (ref readonly var e in _entries.AsSpan())
+                {
+                    if (e.Tag != 0)
+                        n++;
+                }
+                return n;
+            }
+        }
+    }
+
+    /// <summary>A snapshot of the counters.</summary>
+    public TlbStats Stats => new(
+        Volatile.Read(ref _hits), Volatile.Read(ref _misses), Volatile.Read(ref _walks), Volatile.Read(ref _walkFaults),
+        Volatile.Read(ref _fills), Volatile.Read(ref _fillsDiscarded), Volatile.Read(ref _evictions),
+        Volatile.Read(ref _invalidations), Volatile.Read(ref _entriesDropped), Volatile.Read(ref _invalidationWaits));
+
+    internal InFlightUses Uses => _uses;
+
+    /// <summary>The invalidation sequence; a fill passes back the value it read before walking.</summary>
+    internal long Sequence => Volatile.Read(ref _sequence);
+
+    /// <summary>Whether the TLB holds page <paramref name="address"/> of <paramref name="asid"/>, without counting a lookup.</summary>
+    public bool Contains(ushort asid, ulong address)
+    {
+        if (address >= DevicePageTable.VirtualAddressLimit)
+            return false;
+        ulong vpn = address >> DevicePageTable.PageShift;
+        lock (_lock)
+            return FindWay(SetOfVpn(vpn), Tag(asid, vpn)) >= 0;
+    }
+
+    /// <summary>The set page <paramref name="address"/> maps to (for tests and for reasoning about conflicts).</summary>
+    public int SetOf(ulong address) => SetOfVpn(address >> DevicePageTable.PageShift);
+
+    /// <summary>
+    /// Removes page <paramref name="address"/> of <paramref name="asid"/>. The entry is gone at once; the returned
+    /// ticket completes when the in-flight uses that translated that page have ended. Never sleeps.
+    /// </summary>
+    public TlbInvalidation InvalidatePage(ushort asid, ulong address)
+    {
+        ulong vpn = Math.Min(address >> DevicePageTable.PageShift, MaxVpn + 1);
+        return Invalidate(InvalidationKind.Range, asid, vpn, vpn);
+    }
+
+    /// <summary>
+    /// Removes every page of <paramref name="asid"/> that overlaps [<paramref name="start"/>, <paramref name="end"/>)
+    /// (the kernel's exclusive end; unaligned bounds cover the pages they touch). Never sleeps.
+    /// </summary>
+    public TlbInvalidation InvalidateRange(ushort asid, ulong start, ulong end)
+    {
+        if (end <= start)
+        {
+            throw new ArgumentException(
+                $"TLB invalidation range [0x{start:x}, 0x{end:x}) is empty or reversed; the end is exclusive and must " +
+                "be above the start.", nameof(end));
+        }
+        ulong first = Math.Min(start >> DevicePageTable.PageShift, MaxVpn + 1);
+        ulong last = Math.Min((end - 1) >> DevicePageTable.PageShift, MaxVpn);
+        return Invalidate(InvalidationKind.Range, asid, first, last);
+    }
+
+    /// <summary>Removes every entry of <paramref name="asid"/>. Never sleeps.</summary>
+    public TlbInvalidation InvalidateAsid(ushort asid) => Invalidate(InvalidationKind.Asid, asid, 0, MaxVpn);
+
+    /// <summary>Removes every entry. Never sleeps.</summary>
+    public TlbInvalidation InvalidateAll() => Invalidate(InvalidationKind.All, 0, 0, MaxVpn);
+
+    /// <summary>
+    /// Checks the structure: every valid entry sits in the set its page maps to, no page is cached twice, no set is
+    /// mid-change, and the use pool is consistent. For tests; call it when no thread is translating.
+    /// </summary>
+    public void AssertInvariants()
+    {
+        lock (_lock)
+        {
+            for (int set = 0; set <= _setMask; set++)
+            {
+                if ((_versions[set] & 1) != 0)
+                    throw new InvalidOperationException($"{Name}: set {set} is left mid-change (version {_versions[set]}).");
+                if ((uint)_victims[set] >= (uint)_ways)
+                    throw new InvalidOperationException($"{Name}: set {set} has victim way {_victims[set]} of {_ways}.");
+                int b = set * _ways;
+                for (int w = 0; w < _ways; w++)
+                {
+                    ulong tag = _entries[b + w].Tag;
+                    if (tag == 0)
+                        continue;
+                    ulong vpn = (tag >> AsidBits) & VpnMask;
+                    if (SetOfVpn(vpn) != set)
+                        throw new InvalidOperationException($"{Name}: page 0x{vpn:x} is cached in set {set}, not {SetOfVpn(vpn)}.");
+                    for (int o = w + 1; o < _ways; o++)
+                    {
+                        if (_entries[b + o].Tag == tag)
+                            throw new InvalidOperationException($"{Name}: page 0x{vpn:x} asid {tag & AsidMask} is cached twice in set {set}.");
+                    }
+                }
+            }
+        }
+        _uses.AssertInvariants();
+    }
+
+    /// <summary>
+    /// Looks page <paramref name="vpn"/> of <paramref name="asid"/> up and counts a hit or a miss. Lock-free unless a
+    /// change to the set races it; never allocates, never sleeps.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal bool TryLookup(ushort asid, ulong vpn, out ulong pte)
+    {
+        Debug.Assert(vpn <= MaxVpn);
+        int set = (int)vpn & _setMask;
+        ulong tag = TagValid | (vpn << AsidBits) | asid;
+        // In bounds: set <= _setMask < _versions.Length, and the set's ways are _entries[set * _ways .. + _ways).
+        ref int version = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_versions), set);
+        int before = Volatile.Read(ref version);
+        ref var way = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_entries), set * _ways);
+        ulong found = 0;
+        for (int w = _ways; w != 0; w--)
+        {
+            if (Volatile.Read(ref way.Tag) == tag)
+            {
+                found = Volatile.Read(ref way.Pte);
+                break;
+            }
+            way = ref Unsafe.Add(ref way, 1);
+        }
+        if ((before & 1) != 0 || Volatile.Read(ref version) != before)
+            found = LookupLocked(set, tag);
+        pte = found;
+        if (found != 0)
+        {
+            _hits++;
+            return true;
+        }
+        _misses++;
+        return false;
+    }
+
+    /// <summary>
+    /// Installs page <paramref name="vpn"/> of <paramref name="asid"/> as <paramref name="pte"/> (a 4 KiB leaf) unless an
+    /// invalidation ran since the caller read <paramref name="sequence"/> before its walk. Takes the TLB's lock; never
+    /// sleeps.
+    /// </summary>
+    internal bool Fill(ushort asid, ulong vpn, ulong pte, long sequence)
+    {
+        int set = SetOfVpn(vpn);
+        ulong tag = Tag(asid, vpn);
+        lock (_lock)
+        {
+            if (_sequence != sequence)
+            {
+                _fillsDiscarded++;
+                return false;
+            }
+            int way = FindWay(set, tag);
+            if (way < 0)
+                way = FindWay(set, 0);
+            if (way < 0)
+            {
+                way = _victims[set];
+                _victims[set] = way + 1 == _ways ? 0 : way + 1;
+                _evictions++;
+            }
+            ref var e = ref _entries[(set * _ways) + way];
+            BeginChange(set);
+            e.Tag = tag;
+            e.Pte = pte;
+            EndChange(set);
+            _fills++;
+            return true;
+        }
+    }
+
+    /// <summary>Counts a walk started on a miss and whether it faulted.</summary>
+    internal void CountWalk(bool faulted)
+    {
+        Interlocked.Increment(ref _walks);
+        if (faulted)
+            Interlocked.Increment(ref _walkFaults);
+    }
+
+    private TlbInvalidation Invalidate(InvalidationKind kind, ushort asid, ulong firstVpn, ulong lastVpn)
+    {
+        int dropped = 0;
+        lock (_lock)
+        {
+            // Under the lock with the removal: a fill that walked before this point sees the new sequence and
+            // discards what it read.
+            _sequence++;
+            if (firstVpn <= MaxVpn)
+            {
+                if (kind == InvalidationKind.Range && lastVpn - firstVpn < (ulong)(_setMask + 1))
+                {
+                    for (ulong vpn = firstVpn; vpn <= lastVpn; vpn++)
+                        dropped += DropInSet(SetOfVpn(vpn), kind, asid, vpn, vpn);
+                }
+                else
+                {
+                    for (int set = 0; set <= _setMask; set++)
+                        dropped += DropInSet(set, kind, asid, firstVpn, lastVpn);
+                }
+            }
+            _invalidations++;
+            _entriesDropped += dropped;
+        }
+        // The removal must be visible before we read which uses touched the pages (pairs with the fence a use
+        // executes after publishing a touch and before its lookup).
+        Interlocked.MemoryBarrier();
+        _uses.Collect(kind, asid, firstVpn, lastVpn, out int[] slots, out long[] generations);
+        if (slots.Length != 0)
+            Interlocked.Increment(ref _invalidationWaits);
+        _scheduler.Trace.Record(s_invalidateEvent, ((ulong)kind << AsidBits) | asid, firstVpn, lastVpn);
+        return new TlbInvalidation(_uses, kind, asid, firstVpn, lastVpn, dropped, slots, generations);
+    }
+
+    // Caller holds _lock.
+    private int DropInSet(int set, InvalidationKind kind, ushort asid, ulong firstVpn, ulong lastVpn)
+    {
+        Debug.Assert(_lock.IsHeldByCurrentThread);
+        int b = set * _ways;
+        int dropped = 0;
+        for (int w = 0; w < _ways; w++)
+        {
+            ref var e = ref _entries[b + w];
+            ulong tag = e.Tag;
+            if (tag == 0)
+                continue;
+            if (kind != InvalidationKind.All)
+            {
+                if ((tag & AsidMask) != asid)
+                    continue;
+                ulong vpn = (tag >> AsidBits) & VpnMask;
+                if (kind == InvalidationKind.Range && (vpn < firstVpn || vpn > lastVpn))
+                    continue;
+            }
+            if (dropped == 0)
+                BeginChange(set);
+            e.Tag = 0;
+            e.Pte = 0;
+            dropped++;
+        }
+        if (dropped != 0)
+            EndChange(set);
+        return dropped;
+    }
+
+    private ulong LookupLocked(int set, ulong tag)
+    {
+        lock (_lock)
+        {
+            int way = FindWay(set, tag);
+            return way < 0 ? 0 : _entries[(set * _ways) + way].Pte;
+        }
+    }
+
+    // Caller holds _lock.
+    private int FindWay(int set, ulong tag)
+    {
+        int b = set * _ways;
+        for (int w = 0; w < _ways; w++)
+        {
+            if (_entries[b + w].Tag == tag)
+                return w;
+        }
+        return -1;
+    }
+
+    // Caller holds _lock. The full fence orders the odd version before the entry stores (seqlock writer side).
+    private void BeginChange(int set) => Interlocked.Increment(ref _versions[set]);
+
+    // Caller holds _lock. The release store orders the entry stores before the even version.
+    private void EndChange(int set) => Volatile.Write(ref _versions[set], _versions[set] + 1);
+
+    private int SetOfVpn(ulong vpn) => (int)vpn & _setMask;
+
+    private static ulong Tag(ushort asid, ulong vpn) => TagValid | ((vpn & VpnMask) << AsidBits) | asid;
+
+    /// <summary>One cached translation: the tag (valid bit, page number, asid; 0 when empty) and the 4 KiB leaf.</summary>
+    private struct Entry
+    {
+        public ulong Tag;
+        public ulong Pte;
+    }
+}
