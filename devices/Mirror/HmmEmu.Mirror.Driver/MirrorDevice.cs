@@ -85,7 +85,7 @@ public sealed class MirrorDevice : IDevicePagemapOps
 
     /// <summary>
     /// Allocates a device page for <paramref name="owner"/> (dmirror_devmem_alloc_page): locked, one reference, with a
-    /// zeroed backing system page. With <paramref name="huge"/>, a 2 MiB device page instead: 512 contiguous, aligned
+    /// backing system page whose bytes the caller must fill. With <paramref name="huge"/>, a 2 MiB device page instead: 512 contiguous, aligned
     /// device frames (each locked, with one reference) backed by a 2 MiB system page. ENOMEM when device memory (or a
     /// free aligned 2 MiB run of it) or the backing memory runs out. May sleep.
     /// </summary>
@@ -97,9 +97,10 @@ public sealed class MirrorDevice : IDevicePagemapOps
         pfn = 0;
         if (!IsCoherent)
         {
+            // Not zeroed here: the caller fills every page (a copy of the source, or zeros).
             var err = huge
-                ? Kernel.Memory.AllocContiguous(9, Gfp.HighUser | Gfp.Zero, out backing)
-                : Kernel.Memory.AllocPage(Gfp.HighUser | Gfp.Zero, out backing);
+                ? Kernel.Memory.AllocContiguous(9, Gfp.HighUser, out backing)
+                : Kernel.Memory.AllocPage(Gfp.HighUser, out backing);
             if (err != Errno.Ok)
                 return err;
         }
@@ -286,14 +287,13 @@ public sealed class MirrorDevice : IDevicePagemapOps
                         args.Dst![i + (ulong)j] = MigratePfn.From(d) | write;
                     }
                 }
-                for (int j = 0; j < n; j++)
-                    owner?.ForgetPage(args.Start + ((i + (ulong)j) << PhysicalMemory.PageShift));
+                owner?.ForgetPages(args.Start + (i << PhysicalMemory.PageShift), n);
                 i += (ulong)n - 1;
                 continue;
             }
             if (failAlloc || CopyToNewSystemPage(spfn, out ulong dpfn) != Errno.Ok)
                 return ReleaseDestinations(args, i);
-            owner?.ForgetPage(args.Start + (i << PhysicalMemory.PageShift));
+            owner?.ForgetPages(args.Start + (i << PhysicalMemory.PageShift));
             args.Dst![i] = MigratePfn.From(dpfn) | write;
         }
         return Errno.Ok;

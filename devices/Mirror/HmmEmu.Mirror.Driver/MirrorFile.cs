@@ -391,11 +391,14 @@ public sealed class MirrorFile : IMmuIntervalNotifierOps
         return Errno.Ok;
     }
 
-    /// <summary>Drops the device's entry for <paramref name="addr"/> (the page went back to system memory). May sleep.</summary>
-    internal void ForgetPage(ulong addr)
+    /// <summary>Drops the device's entries for <paramref name="pages"/> pages from <paramref name="addr"/> (they went back to system memory). May sleep.</summary>
+    internal void ForgetPages(ulong addr, int pages = 1)
     {
         using (_mutex.Scoped())
-            _pt.Erase(addr >> PageShift);
+        {
+            for (ulong vpn = addr >> PageShift, end = vpn + (ulong)pages; vpn < end; vpn++)
+                _pt.Erase(vpn);
+        }
     }
 
     // dmirror_migrate_to_device: migrate each VMA chunk to device memory, map it on the device, then read the whole

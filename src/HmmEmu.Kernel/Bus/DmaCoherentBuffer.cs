@@ -1,5 +1,3 @@
-using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using HmmEmu.Kernel.Memory;
 
 namespace HmmEmu.Kernel.Bus;
@@ -21,15 +19,7 @@ public sealed class DmaCoherentBuffer
         FirstPfn = firstPfn;
         Order = order;
         Length = length;
-        // The CPU span is one span over consecutive frames. That is only sound if the frames' bytes are adjacent in
-        // the backing slab, which holds for naturally aligned blocks of at most one slab; check it once here.
-        ref byte start = ref MemoryMarshal.GetReference(memory.PageBytes(firstPfn));
-        for (int i = 1; i < Pages; i++)
-        {
-            ref byte page = ref MemoryMarshal.GetReference(memory.PageBytes(firstPfn + (ulong)i));
-            if (!Unsafe.AreSame(ref page, ref Unsafe.Add(ref start, i * PhysicalMemory.PageSize)))
-                throw new KernelBugException($"Coherent DMA block at pfn 0x{firstPfn:x} (order {order}) is not contiguous in its backing slab.");
-        }
+        _ = memory.ContiguousBytes(firstPfn, Pages);   // checks the block is one span for the CPU
     }
 
     /// <summary>The address the device uses (the physical address: there is no IOMMU).</summary>
@@ -58,8 +48,7 @@ public sealed class DmaCoherentBuffer
                     $"The CPU touched coherent DMA buffer 0x{BusAddress:x} after it was freed (freed by FreeCoherent or " +
                     "by driver remove). Keep the buffer until the device is quiesced and stop using it after freeing.");
             }
-            ref byte start = ref MemoryMarshal.GetReference(_memory.PageBytes(FirstPfn));
-            return MemoryMarshal.CreateSpan(ref start, Length);
+            return _memory.ContiguousBytes(FirstPfn, Pages)[..Length];
         }
     }
 

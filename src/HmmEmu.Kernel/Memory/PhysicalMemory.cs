@@ -39,7 +39,9 @@ public sealed class PhysicalMemory
     private readonly object?[] _owner;
     private readonly ulong[] _index;
     private readonly byte[]?[] _slabs;
-    private readonly int[] _freeStack;
+    private readonly int[] _freeStack;          // free frames, most recently freed on top; may hold stale entries (see _inStack)
+    private readonly bool[] _inStack;           // whether a frame has an entry in _freeStack (then it is not pushed again)
+    private int _stackTop;
     private readonly int[] _lruPrev;
     private readonly int[] _lruNext;
     private readonly SimWaitQueue _pageLockWait;
@@ -71,6 +73,7 @@ public sealed class PhysicalMemory
         _index = new ulong[all];
         _slabs = new byte[]?[(all + SlabPages - 1) >> SlabShift];
         _freeStack = new int[n];
+        _inStack = new bool[n];
         // LRU: a circular doubly-linked list over pfns with a sentinel at index n.
         _lruPrev = new int[n + 1];
         _lruNext = new int[n + 1];
@@ -84,8 +87,10 @@ public sealed class PhysicalMemory
         for (int pfn = n - 1; pfn >= 1; pfn--)
         {
             _flags[pfn] = (uint)PageFlags.Free;
-            _freeStack[_freeCount++] = pfn;
+            _freeStack[_stackTop++] = pfn;
+            _inStack[pfn] = true;
         }
+        _freeCount = _stackTop;
     }
 
     /// <summary>Number of RAM frames, including the zero page.</summary>
@@ -186,14 +191,8 @@ public sealed class PhysicalMemory
                     free = (_flags[j] & (uint)PageFlags.Free) != 0;
                 if (!free)
                     continue;
-                int w = 0;
-                for (int r = 0; r < _freeCount; r++)
-                {
-                    int p = _freeStack[r];
-                    if (p < b || p >= b + count)
-                        _freeStack[w++] = p;
-                }
-                _freeCount = w;
+                // The frames' entries stay in the free stack; single-page allocation skips them (lazy removal).
+                _freeCount -= count;
                 for (int j = b; j < b + count; j++)
                 {
                     _flags[j] = 0;
@@ -288,6 +287,22 @@ public sealed class PhysicalMemory
                 "CPU-addressable: migrate the page to system memory first, or let the device copy it.");
         }
         return Slab(i).AsSpan((i & (SlabPages - 1)) << PageShift, PageSize);
+    }
+
+    /// <summary>
+    /// The bytes of <paramref name="pages"/> consecutive RAM frames from <paramref name="pfn"/> as one span, for
+    /// buffers both sides see as contiguous (coherent DMA memory). The frames must lie in one 2 MiB backing block,
+    /// as a naturally aligned allocation of at most 512 pages does.
+    /// </summary>
+    internal Span<byte> ContiguousBytes(ulong pfn, int pages)
+    {
+        int i = CheckPfn(pfn);
+        if (pages <= 0 || (ulong)i >= TotalPages || (i & (SlabPages - 1)) + pages > SlabPages)
+        {
+            throw new ArgumentOutOfRangeException(nameof(pages),
+                $"{pages} frames from pfn 0x{pfn:x} do not lie in one 2 MiB block of RAM; allocate them naturally aligned (AllocContiguous).");
+        }
+        return Slab(i).AsSpan((i & (SlabPages - 1)) << PageShift, pages << PageShift);
     }
 
     /// <summary>Copies a whole page (copy_highpage).</summary>
@@ -451,7 +466,14 @@ public sealed class PhysicalMemory
                 pfn = 0;
                 return false;
             }
-            int i = _freeStack[--_freeCount];
+            int i;
+            do
+            {
+                i = _freeStack[--_stackTop];
+                _inStack[i] = false;
+            }
+            while ((_flags[i] & (uint)PageFlags.Free) == 0);   // a stale entry: a contiguous allocation took the frame
+            _freeCount--;
             _flags[i] = 0;
             _refcount[i] = 1;
             _mapcount[i] = 0;
@@ -473,7 +495,12 @@ public sealed class PhysicalMemory
                 throw new KernelBugException($"pfn 0x{i:x} freed twice.");
             _flags[i] = (uint)PageFlags.Free;
             _owner[i] = null;
-            _freeStack[_freeCount++] = i;
+            _freeCount++;
+            if (!_inStack[i])
+            {
+                _freeStack[_stackTop++] = i;
+                _inStack[i] = true;
+            }
         }
     }
 
