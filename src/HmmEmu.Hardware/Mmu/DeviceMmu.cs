@@ -14,7 +14,7 @@ namespace HmmEmu.Hardware.Mmu;
 /// </summary>
 /// <remarks>
 /// Thread-safe: engine threads translate while driver threads invalidate. A use belongs to one thread at a time.
-/// Bad table contents are answered with a failed <see cref="Translation.Translation"/>; misuse of the host-side API
+/// Bad table contents are answered with a failed <see cref="TranslationResult"/>; misuse of the host-side API
 /// (an untracked or ended use, an empty access) throws.
 /// </remarks>
 public sealed class DeviceMmu : ITranslator
@@ -64,12 +64,12 @@ public sealed class DeviceMmu : ITranslator
     /// the tables, which charges virtual time and may yield. The result spans at most to the end of the 4 KiB page.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public Translation.Translation Translate(TranslationUse use, ushort asid, ulong address, Access access)
+    public TranslationResult Translate(TranslationUse use, ushort asid, ulong address, Access access)
     {
         ulong need = Rights.Required(access);
         ref var slot = ref _uses.Live(use.Slot);
         if (address >= DevicePageTable.VirtualAddressLimit)
-            return Translation.Translation.Fail(TranslationStatus.OutOfRange);
+            return TranslationResult.Fail(TranslationStatus.OutOfRange);
         ulong vpn = address >> DevicePageTable.PageShift;
         // Publish the touch before looking up: an invalidation that removes the entry after this point waits for us.
         InFlightUses.Touch(ref slot, asid, vpn);
@@ -92,28 +92,28 @@ public sealed class DeviceMmu : ITranslator
         return _walker.Walk(root, address, access);
     }
 
-    private Translation.Translation Miss(ushort asid, ulong vpn, ulong address, Access access, ulong need)
+    private TranslationResult Miss(ushort asid, ulong vpn, ulong address, Access access, ulong need)
     {
         if (!_roots.TryGet(asid, out var root))
-            return Translation.Translation.Fail(TranslationStatus.OutOfRange);
+            return TranslationResult.Fail(TranslationStatus.OutOfRange);
         long sequence = _tlb.Sequence;
         var walk = _walker.Walk(root, address, access);
         _tlb.CountWalk(faulted: !walk.IsOk);
         if (!walk.HasPage)
-            return Translation.Translation.Fail(walk.Status);
+            return TranslationResult.Fail(walk.Status);
         // Cache the leaf even when this access lacks a right: the next access may not need it.
         _tlb.Fill(asid, vpn, walk.Page.Value, sequence);
         return Result(walk.Page.Value, address, need);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Translation.Translation Result(ulong pte, ulong address, ulong need)
+    private static TranslationResult Result(ulong pte, ulong address, ulong need)
     {
         if ((pte & need) != need)
-            return Translation.Translation.Fail(TranslationStatus.Permission);
+            return TranslationResult.Fail(TranslationStatus.Permission);
         ulong offset = address & (DevicePageTable.PageSize - 1);
         var aperture = (pte & DevicePte.VramBit) != 0 ? Aperture.Vram : Aperture.System;
-        return new Translation.Translation(TranslationStatus.Ok, aperture, (pte & DevicePte.AddressMask) | offset,
+        return new TranslationResult(TranslationStatus.Ok, aperture, (pte & DevicePte.AddressMask) | offset,
             DevicePageTable.PageSize - offset);
     }
 }

@@ -21,11 +21,11 @@ public sealed class BusAddressTranslator : ITranslator
     public TranslationUse BeginUse() => TranslationUse.Untracked;
 
     /// <inheritdoc />
-    public Translation Translate(TranslationUse use, ushort asid, ulong address, Access access)
+    public TranslationResult Translate(TranslationUse use, ushort asid, ulong address, Access access)
     {
         if (address >= _port.Size)
-            return Translation.Fail(TranslationStatus.OutOfRange);
-        return new Translation(TranslationStatus.Ok, _port.Aperture, address, 4096 - (address & 4095));
+            return TranslationResult.Fail(TranslationStatus.OutOfRange);
+        return new TranslationResult(TranslationStatus.Ok, _port.Aperture, address, 4096 - (address & 4095));
     }
 
     /// <inheritdoc />

@@ -4,7 +4,6 @@ using HmmEmu.Hardware.Mmu;
 using HmmEmu.Hardware.Translation;
 using HmmEmu.Kernel;
 using HmmEmu.Kernel.Memory;
-using DeviceTranslation = HmmEmu.Hardware.Translation.Translation;
 
 namespace HmmEmu.Benchmarks.Hardware;
 
@@ -12,7 +11,7 @@ namespace HmmEmu.Benchmarks.Hardware;
 /// Goal (issue 4): a TLB-hit translation costs at most 2× indexing a flat array. One operation translates one
 /// address; each invocation translates 64 pages (one per TLB set of the default 64 × 4 TLB) 16 times over, so every
 /// lookup after the first pass hits. The baseline does the same job with a flat page table, as Ryujinx does: index a
-/// <c>ulong[]</c> by page number, check the rights, compose the same <see cref="DeviceTranslation"/>.
+/// <c>ulong[]</c> by page number, check the rights, compose the same <see cref="TranslationResult"/>.
 /// </summary>
 /// <remarks>
 /// <see cref="TlbHit"/> holds one use for the whole run, so each lookup takes the fast path of the use's touch record:
@@ -137,14 +136,14 @@ public class TlbTranslationBenchmarks
         return sum;
     }
 
-    private static DeviceTranslation FlatTranslate(ulong[] flat, ulong address, ulong need)
+    private static TranslationResult FlatTranslate(ulong[] flat, ulong address, ulong need)
     {
         ulong pte = flat[(int)((address - Va) >> DevicePageTable.PageShift)];
         if ((pte & need) != need)
-            return DeviceTranslation.Fail(TranslationStatus.Permission);
+            return TranslationResult.Fail(TranslationStatus.Permission);
         ulong offset = address & (DevicePageTable.PageSize - 1);
         var aperture = (pte & DevicePte.VramBit) != 0 ? Aperture.Vram : Aperture.System;
-        return new DeviceTranslation(TranslationStatus.Ok, aperture, (pte & DevicePte.AddressMask) | offset,
+        return new TranslationResult(TranslationStatus.Ok, aperture, (pte & DevicePte.AddressMask) | offset,
             DevicePageTable.PageSize - offset);
     }
 }

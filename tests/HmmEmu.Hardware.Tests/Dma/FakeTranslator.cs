@@ -1,6 +1,5 @@
 using HmmEmu.Hardware.Memory;
 using HmmEmu.Hardware.Translation;
-using TranslationResult = HmmEmu.Hardware.Translation.Translation;
 
 namespace HmmEmu.Hardware.Tests.Dma;
 

@@ -52,7 +52,7 @@ internal sealed class EduTranslator : ITranslator
     public TranslationUse BeginUse() => _mmu.BeginUse();
 
     /// <inheritdoc />
-    public Translation.Translation Translate(TranslationUse use, ushort asid, ulong address, Access access)
+    public TranslationResult Translate(TranslationUse use, ushort asid, ulong address, Access access)
     {
         if (Volatile.Read(ref _gateCountdown) >= 0)
             PassGate();

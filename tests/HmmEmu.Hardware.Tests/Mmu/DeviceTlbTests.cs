@@ -11,7 +11,7 @@ public sealed class DeviceTlbTests
     private const ulong Page = 4096;
 
     /// <summary>Translates <paramref name="va"/> in its own use.</summary>
-    private static Translation.Translation TranslateOnce(DeviceMmu mmu, ushort asid, ulong va, Access access = Access.Read)
+    private static TranslationResult TranslateOnce(DeviceMmu mmu, ushort asid, ulong va, Access access = Access.Read)
     {
         var use = mmu.BeginUse();
         try
@@ -35,8 +35,8 @@ public sealed class DeviceTlbTests
         var first = TranslateOnce(mmu, A, 0x40_0010);
         var second = TranslateOnce(mmu, A, 0x40_0FF0);
 
-        Assert.Equal(new Translation.Translation(TranslationStatus.Ok, Aperture.System, page + 0x10, Page - 0x10), first);
-        Assert.Equal(new Translation.Translation(TranslationStatus.Ok, Aperture.System, page + 0xFF0, 0x10), second);
+        Assert.Equal(new TranslationResult(TranslationStatus.Ok, Aperture.System, page + 0x10, Page - 0x10), first);
+        Assert.Equal(new TranslationResult(TranslationStatus.Ok, Aperture.System, page + 0xFF0, 0x10), second);
         var s = mmu.Stats;
         Assert.Equal((1L, 1L, 1L, 1L), (s.Misses, s.Hits, s.Walks, s.Fills));
     }

@@ -6,11 +6,11 @@ namespace HmmEmu.Hardware.Translation;
 /// One translated device address: where its first byte lives (<see cref="Aperture"/> and
 /// <see cref="Address"/>) and how many bytes from there share the translation (to the end of the page).
 /// </summary>
-public readonly record struct Translation(TranslationStatus Status, Aperture Aperture, ulong Address, ulong Length)
+public readonly record struct TranslationResult(TranslationStatus Status, Aperture Aperture, ulong Address, ulong Length)
 {
     /// <summary>Whether the address translated.</summary>
     public bool IsOk => Status == TranslationStatus.Ok;
 
     /// <summary>A failed translation.</summary>
-    public static Translation Fail(TranslationStatus status) => new(status, Aperture.System, 0, 0);
+    public static TranslationResult Fail(TranslationStatus status) => new(status, Aperture.System, 0, 0);
 }
