@@ -372,7 +372,8 @@ public sealed class DmaEngine : IDisposable
                         break;
                     }
                 }
-                ulong want = Math.Min(remaining, dstLeft);
+                // At most a charge quantum per step, so a reset still lands every quantum however long the span.
+                ulong want = Math.Min(Math.Min(remaining, dstLeft), (ulong)quantum);
                 if (!fill)
                     want = Math.Min(want, srcLeft);
                 if (!dstPort!.TryGetSpan(dstAt, (int)Math.Min(want, int.MaxValue), write: true, out var to))

@@ -14,9 +14,10 @@ public interface IMemoryPort
     ulong Size { get; }
 
     /// <summary>
-    /// Gets the bytes at <paramref name="address"/>, at most <paramref name="length"/> long and never past the
-    /// end of its 4 KiB page, for reading or (when <paramref name="write"/>) writing. Returns false when the
-    /// address is outside the port or the page may not be accessed that way.
+    /// Gets the bytes at <paramref name="address"/>, at most <paramref name="length"/> long, for reading or (when
+    /// <paramref name="write"/>) writing. The span reaches at least to the end of the address's 4 KiB page (or
+    /// <paramref name="length"/>), and may go on to the end of a contiguous backing block (2 MiB) but never past
+    /// it. Returns false when the address is outside the port or its page may not be accessed that way.
     /// </summary>
     bool TryGetSpan(ulong address, int length, bool write, out Span<byte> span);
 }

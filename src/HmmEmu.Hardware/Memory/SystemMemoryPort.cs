@@ -9,6 +9,8 @@ namespace HmmEmu.Hardware.Memory;
 /// </remarks>
 public sealed class SystemMemoryPort : IMemoryPort
 {
+    private const ulong BlockPages = 512;
+
     private readonly PhysicalMemory _memory;
 
     /// <summary>Creates a port onto <paramref name="memory"/>.</summary>
@@ -31,8 +33,12 @@ public sealed class SystemMemoryPort : IMemoryPort
         ulong pfn = address >> PhysicalMemory.PageShift;
         if (length <= 0 || !_memory.IsValidPfn(pfn) || (write && pfn == PhysicalMemory.ZeroPfn))
             return false;
+        // One span to the end of the frame's 2 MiB backing block (or of RAM): a device without an IOMMU moves a
+        // contiguous run at once. The zero page is frame 0, so a span starting past it never includes it.
+        ulong blockEnd = Math.Min((pfn | (BlockPages - 1)) + 1, _memory.TotalPages);
         int offset = (int)(address & (PhysicalMemory.PageSize - 1));
-        span = _memory.PageBytes(pfn).Slice(offset, Math.Min(length, PhysicalMemory.PageSize - offset));
+        var run = _memory.ContiguousBytes(pfn, (int)(blockEnd - pfn));
+        span = run.Slice(offset, (int)Math.Min((ulong)length, (ulong)(run.Length - offset)));
         return true;
     }
 }

@@ -5,7 +5,6 @@ public sealed class VramPort : IMemoryPort
 {
     private const int ChunkShift = 21;
     private const int ChunkSize = 1 << ChunkShift;
-    private const int PageSize = 4096;
 
     private readonly byte[]?[] _chunks;
 
@@ -41,8 +40,7 @@ public sealed class VramPort : IMemoryPort
             chunk = Interlocked.CompareExchange(ref slot, fresh, null) ?? fresh;
         }
         int offset = (int)(address & (ChunkSize - 1));
-        int inPage = PageSize - (offset & (PageSize - 1));
-        span = chunk.AsSpan(offset, Math.Min(length, inPage));
+        span = chunk.AsSpan(offset, Math.Min(length, ChunkSize - offset));
         return true;
     }
 }

@@ -25,7 +25,8 @@ public sealed class BusAddressTranslator : ITranslator
     {
         if (address >= _port.Size)
             return TranslationResult.Fail(TranslationStatus.OutOfRange);
-        return new TranslationResult(TranslationStatus.Ok, _port.Aperture, address, 4096 - (address & 4095));
+        // The identity translation holds for every address after this one too: one translation covers the rest.
+        return new TranslationResult(TranslationStatus.Ok, _port.Aperture, address, _port.Size - address);
     }
 
     /// <inheritdoc />

@@ -4,7 +4,8 @@ namespace HmmEmu.Hardware.Translation;
 
 /// <summary>
 /// One translated device address: where its first byte lives (<see cref="Aperture"/> and
-/// <see cref="Address"/>) and how many bytes from there share the translation (to the end of the page).
+/// <see cref="Address"/>) and how many bytes from there share the translation: at least to the end of the page (an
+/// MMU translates page by page), possibly much further (bus addresses without an IOMMU translate once for all).
 /// </summary>
 public readonly record struct TranslationResult(TranslationStatus Status, Aperture Aperture, ulong Address, ulong Length)
 {

@@ -294,7 +294,7 @@ public sealed class PhysicalMemory
     /// buffers both sides see as contiguous (coherent DMA memory). The frames must lie in one 2 MiB backing block,
     /// as a naturally aligned allocation of at most 512 pages does.
     /// </summary>
-    internal Span<byte> ContiguousBytes(ulong pfn, int pages)
+    public Span<byte> ContiguousBytes(ulong pfn, int pages)
     {
         int i = CheckPfn(pfn);
         if (pages <= 0 || (ulong)i >= TotalPages || (i & (SlabPages - 1)) + pages > SlabPages)

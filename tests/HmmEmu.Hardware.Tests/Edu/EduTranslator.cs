@@ -56,7 +56,12 @@ internal sealed class EduTranslator : ITranslator
     {
         if (Volatile.Read(ref _gateCountdown) >= 0)
             PassGate();
-        return asid == 0 ? _bus.Translate(TranslationUse.Untracked, 0, address, access) : _mmu.Translate(use, asid, address, access);
+        if (asid != 0)
+            return _mmu.Translate(use, asid, address, access);
+        // Bypass still goes page by page (a bus translation would cover the whole range at once), so the gate and
+        // the engine's reset points see every page.
+        var t = _bus.Translate(TranslationUse.Untracked, 0, address, access);
+        return t.IsOk ? t with { Length = Math.Min(t.Length, 4096 - (address & 4095)) } : t;
     }
 
     /// <inheritdoc />

@@ -57,13 +57,27 @@ public sealed class MemoryPortTests
     }
 
     [Fact]
-    public void VramPort_SpanNeverCrossesAPage()
+    public void VramPort_SpanNeverCrossesA2MiBBlock()
     {
         var vram = new VramPort(4UL << 20);
 
-        Assert.True(vram.TryGetSpan(4096 - 16, 64, write: true, out var span));
+        Assert.True(vram.TryGetSpan((2UL << 20) - 16, 64, write: true, out var span));
 
         Assert.Equal(16, span.Length);
+    }
+
+    [Fact]
+    public void SystemPort_SpanRunsToTheEndOfItsBlockNotFurther()
+    {
+        using var kernel = new HostKernel(KernelOptions.For(1) with { RamBytes = 8UL << 20 });
+        var port = new SystemMemoryPort(kernel.Memory);
+        ulong address = (2UL << 20) - 3 * 4096 + 100;
+
+        Assert.True(port.TryGetSpan(address, 1 << 20, write: false, out var span));
+
+        Assert.Equal(3 * 4096 - 100, span.Length);
+        Assert.True(port.TryGetSpan(8192, 100, write: true, out var small));
+        Assert.Equal(100, small.Length);
     }
 
     [Fact]
