@@ -88,8 +88,8 @@ public sealed class DmaEngine : IDisposable
             throw new ArgumentOutOfRangeException(nameof(options), quantum,
                 "DmaEngineOptions.ChargeQuantumBytes must be a power of two of at least 4096.");
         }
-        if (options.IdleSpin < TimeSpan.Zero)
-            throw new ArgumentOutOfRangeException(nameof(options), options.IdleSpin, "DmaEngineOptions.IdleSpin must not be negative.");
+        if (options.IdleSpinRounds < 0)
+            throw new ArgumentOutOfRangeException(nameof(options), options.IdleSpinRounds, "DmaEngineOptions.IdleSpinRounds must not be negative.");
         if (options.MaxTransferBytes == 0)
             throw new ArgumentOutOfRangeException(nameof(options), 0, "DmaEngineOptions.MaxTransferBytes must be positive.");
         if (vram is not null && vram.Aperture != Aperture.Vram)
@@ -105,7 +105,7 @@ public sealed class DmaEngine : IDisposable
         Name = name;
         Submission = new SubmissionRing(systemMemory, DmaDescriptor.Size);
         Completion = new CompletionRing(systemMemory, DmaCompletion.Size);
-        _worker = new EngineWorker<DmaCommand>(scheduler, "dma " + name, new Handler(this), options.IdleSpin);
+        _worker = new EngineWorker<DmaCommand>(scheduler, "dma " + name, new Handler(this), options.IdleSpinRounds);
     }
 
     /// <summary>The engine's name.</summary>

@@ -28,12 +28,10 @@ public sealed record DmaEngineOptions
     public uint MaxTransferBytes { get; init; } = 64u << 20;
 
     /// <summary>
-    /// Threaded mode only: how long (host time) the idle worker spins for the next doorbell before it sleeps. Zero (the
-    /// default) sleeps at once, and a doorbell then pays a thread wake-up (about 15 µs on the project machine); 20 µs
-    /// brings the doorbell→completion-interrupt round trip under 1 µs for a driver that submits again soon, at the cost
-    /// of up to that much CPU each time the engine goes idle. Ignored in deterministic mode.
+    /// Threaded mode only: rounds of <c>Thread.SpinWait(16)</c> the idle worker spins for the next doorbell before it
+    /// sleeps (0, the default, sleeps at once). The doorbell round-trip benchmark measures 200; see docs/benchmarks.md.
     /// </summary>
-    public TimeSpan IdleSpin { get; init; } = TimeSpan.Zero;
+    public int IdleSpinRounds { get; init; }
 
     /// <summary>Virtual ns to move <paramref name="bytes"/>.</summary>
     public ulong TransferNs(ulong bytes) => BytesPerNs == 0 ? 0 : (bytes + BytesPerNs - 1) / BytesPerNs;

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Threading.Channels;
 using HmmEmu.Simulation;
 
@@ -29,7 +28,7 @@ public sealed class EngineWorker<T> : IDisposable
     private readonly Channel<T> _channel;
     private readonly SimWaitQueue _wake;
     private readonly SimThread _thread;
-    private readonly long _spinTicks;
+    private readonly int _spinRounds;
     private int _mode;
     private long _posted;
     private long _ran;
@@ -39,11 +38,12 @@ public sealed class EngineWorker<T> : IDisposable
     /// <param name="scheduler">The scheduler the worker runs on.</param>
     /// <param name="name">The worker's name, for traces and deadlock reports.</param>
     /// <param name="handler">Runs or aborts each item.</param>
-    /// <param name="idleSpin">
-    /// Threaded mode only: how long (host time) the idle worker spins for the next item before it sleeps; zero sleeps
-    /// at once. Ignored in deterministic mode and on a single processor.
+    /// <param name="idleSpinRounds">
+    /// Threaded mode only: how many rounds (each <c>Thread.SpinWait(16)</c>, a fixed run of pause instructions — no
+    /// clock is read) the idle worker spins for the next item before it sleeps; zero sleeps at once. Ignored in
+    /// deterministic mode and on a single processor.
     /// </param>
-    public EngineWorker(Scheduler scheduler, string name, IEngineWorkHandler<T> handler, TimeSpan idleSpin = default)
+    public EngineWorker(Scheduler scheduler, string name, IEngineWorkHandler<T> handler, int idleSpinRounds = 0)
     {
         ArgumentNullException.ThrowIfNull(scheduler);
         ArgumentException.ThrowIfNullOrEmpty(name);
@@ -59,10 +59,8 @@ public sealed class EngineWorker<T> : IDisposable
             AllowSynchronousContinuations = false,
         });
         _wake = new SimWaitQueue(scheduler, $"engine {name} idle");
-        ArgumentOutOfRangeException.ThrowIfLessThan(idleSpin, TimeSpan.Zero);
-        _spinTicks = scheduler.Mode == SchedulerMode.Threaded && Environment.ProcessorCount > 1
-            ? (long)(idleSpin.TotalSeconds * Stopwatch.Frequency)
-            : 0;
+        ArgumentOutOfRangeException.ThrowIfNegative(idleSpinRounds);
+        _spinRounds = scheduler.Mode == SchedulerMode.Threaded && Environment.ProcessorCount > 1 ? idleSpinRounds : 0;
         _thread = scheduler.Spawn(name, Loop, SimThreadKind.Device, daemon: true);
     }
 
@@ -181,7 +179,7 @@ public sealed class EngineWorker<T> : IDisposable
         var reader = _channel.Reader;
         while (true)
         {
-            if (_spinTicks != 0)
+            if (_spinRounds != 0)
                 SpinForItem();
             _wake.WaitUntil(this, static w => w.HasItemOrCompleted());
             while (reader.TryRead(out var item))
@@ -203,17 +201,15 @@ public sealed class EngineWorker<T> : IDisposable
     }
 
     /// <summary>
-    /// Threaded mode only, when asked for: spins up to the idle-spin time for the next item before the worker goes to
-    /// sleep. A driver usually rings the doorbell again soon after a completion; finding the worker awake, the hand-off
-    /// costs a cache-line transfer instead of waking a blocked thread (tens of µs on the project machine), as with the
-    /// spin of ManualResetEventSlim and SemaphoreSlim. Never in deterministic mode, where a wait is a scheduling
-    /// decision. Runs on the worker's simulated thread only.
+    /// Threaded mode only, when asked for: spins a bounded number of rounds for the next item before the worker goes
+    /// to sleep. A driver usually rings the doorbell again soon after a completion; finding the worker awake, the
+    /// hand-off costs a cache-line transfer instead of waking a blocked thread (tens of µs on the project machine), as
+    /// with the spin of ManualResetEventSlim and SemaphoreSlim. Never in deterministic mode, where a wait is a
+    /// scheduling decision. Runs on the worker's simulated thread only.
     /// </summary>
     private void SpinForItem()
     {
-        // A pause loop bounded by host time (SpinWait would start yielding after a few rounds; measured no faster).
-        long until = Stopwatch.GetTimestamp() + _spinTicks;
-        while (!HasItemOrCompleted() && Stopwatch.GetTimestamp() < until)
+        for (int round = 0; round < _spinRounds && !HasItemOrCompleted(); round++)
             System.Threading.Thread.SpinWait(SpinIterations);
     }
 }

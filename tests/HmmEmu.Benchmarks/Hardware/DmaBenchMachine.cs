@@ -46,9 +46,9 @@ internal sealed class DmaBenchMachine : IDisposable
 
     /// <summary>
     /// Builds the machine with a source and a destination buffer of <paramref name="bufferBytes"/> (a power-of-two number
-    /// of pages) each; the engine's idle worker spins <paramref name="idleSpinMicroseconds"/> before it sleeps.
+    /// of pages) each; the engine's idle worker spins <paramref name="idleSpinRounds"/> rounds before it sleeps.
     /// </summary>
-    public DmaBenchMachine(DmaBenchTranslator translator, int bufferBytes, int idleSpinMicroseconds = 20)
+    public DmaBenchMachine(DmaBenchTranslator translator, int bufferBytes, int idleSpinRounds = 200)
     {
         Kernel = new HostKernel(KernelOptions.For(1, SchedulerMode.Threaded) with { Lockdep = false, RamBytes = 64UL << 20 });
         Memory = new SystemMemoryPort(Kernel.Memory);
@@ -82,7 +82,7 @@ internal sealed class DmaBenchMachine : IDisposable
             Destination = DestinationVa;
         }
         _interrupts = new InterruptCounter(Kernel.Scheduler);
-        Engine = new DmaEngine(Kernel.Scheduler, "bench", t, Memory, null, _interrupts, new DmaEngineOptions { IdleSpin = TimeSpan.FromMicroseconds(idleSpinMicroseconds) });
+        Engine = new DmaEngine(Kernel.Scheduler, "bench", t, Memory, null, _interrupts, new DmaEngineOptions { IdleSpinRounds = idleSpinRounds });
         if (Engine.ConfigureSubmissionRing(_sqBase, RingEntries) != RingError.None
             || Engine.ConfigureCompletionRing(_cqBase, RingEntries) != RingError.None)
         {

@@ -13,9 +13,9 @@ namespace HmmEmu.Benchmarks.Hardware;
 /// thread reads the second (synchronous continuations allowed, the quickest hand-off a blocking channel reader gets).
 /// </summary>
 /// <remarks>
-/// <see cref="WorkerIdleSpinMicroseconds"/> is the engine's <c>DmaEngineOptions.IdleSpin</c>: 0 (the default) puts the
-/// worker to sleep as soon as the ring is empty, so each doorbell wakes a blocked thread; 20 keeps it spinning that long
-/// for the next doorbell. The driver spins up to 20 µs for its interrupt before it sleeps, as a blocking channel reader
+/// <see cref="WorkerIdleSpinRounds"/> is the engine's <c>DmaEngineOptions.IdleSpinRounds</c>: 0 (the default) puts the
+/// worker to sleep as soon as the ring is empty, so each doorbell wakes a blocked thread; 200 keeps it spinning that
+/// many rounds of <c>Thread.SpinWait(16)</c> for the next doorbell. The driver spins up to 20 µs for its interrupt before it sleeps, as a blocking channel reader
 /// spins inside Task.Wait. BenchmarkDotNet's Median is the median of the iteration means, each the mean of many round
 /// trips.
 /// </remarks>
@@ -28,13 +28,13 @@ public class DoorbellRoundTripBenchmarks
     private Channel<int> _pong = null!;
     private Thread _echo = null!;
 
-    [Params(0, 20)]
-    public int WorkerIdleSpinMicroseconds { get; set; }
+    [Params(0, 200)]
+    public int WorkerIdleSpinRounds { get; set; }
 
     [GlobalSetup]
     public void Setup()
     {
-        _m = new DmaBenchMachine(DmaBenchTranslator.Bus, 4096, WorkerIdleSpinMicroseconds);
+        _m = new DmaBenchMachine(DmaBenchTranslator.Bus, 4096, WorkerIdleSpinRounds);
         var options = new UnboundedChannelOptions { SingleReader = true, SingleWriter = true, AllowSynchronousContinuations = true };
         _ping = Channel.CreateUnbounded<int>(options);
         _pong = Channel.CreateUnbounded<int>(options);
