@@ -31,6 +31,9 @@ internal sealed class InFlightUses
     /// <summary>How many page ranges one use records before it widens them.</summary>
     public const int RangesPerUse = 4;
 
+    // Pages recorded ahead when a use's range grows by one page at its top (16 pages = 64 KiB).
+    private const ulong ForwardGroupPages = 16;
+
     private readonly Slot[] _slots;
     private readonly ulong[] _free;
     private readonly SimWaitQueue _queue;
@@ -224,7 +227,10 @@ internal sealed class InFlightUses
                 continue;
             if (vpn == r.Hi + 1)
             {
-                Volatile.Write(ref r.Hi, vpn);
+                // A use walking forward (a DMA, a kernel's span) goes on to the next pages: record up to the end of the
+                // 16-page group at once, so the fence is paid once per 64 KiB rather than per page. Recording pages
+                // not yet touched only makes an invalidation of them wait for this use, never the reverse.
+                Volatile.Write(ref r.Hi, vpn | (ForwardGroupPages - 1));
                 Interlocked.MemoryBarrier();
                 return;
             }

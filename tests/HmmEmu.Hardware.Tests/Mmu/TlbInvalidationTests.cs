@@ -148,6 +148,25 @@ public sealed class TlbInvalidationTests
 
     [Theory]
     [MemberData(nameof(Modes))]
+    public void InvalidatePage_AheadOfAForwardRunInItsGroup_WaitsConservatively(SchedulerMode mode)
+    {
+        var (m, mmu) = MachineWithPages(mode);
+        using var _ = m;
+
+        // Pages 0 and 1 grow a run forward: the use records up to page 15 (its 64 KiB group), not beyond.
+        var (ticket, completeWhileHeld, _) = RunEngineAndDriver(m, mmu, [(A, Va), (A, Va + Page)],
+            tlb => tlb.InvalidatePage(A, Va + (15 * Page)));
+        var (beyond, beyondComplete, _) = RunEngineAndDriver(m, mmu, [(A, Va), (A, Va + Page)],
+            tlb => tlb.InvalidatePage(A, Va + (16 * Page)));
+
+        Assert.False(completeWhileHeld);
+        Assert.Equal(1, ticket.UsesAwaited);
+        Assert.True(beyondComplete);
+        Assert.Equal(0, beyond.UsesAwaited);
+    }
+
+    [Theory]
+    [MemberData(nameof(Modes))]
     public void InvalidateRange_OverlapsOneTouchedPage_Waits(SchedulerMode mode)
     {
         var (m, mmu) = MachineWithPages(mode);
