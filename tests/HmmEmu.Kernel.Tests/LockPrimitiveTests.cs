@@ -152,6 +152,29 @@ public sealed class LockPrimitiveTests
     }
 
     [Fact]
+    public void WorkQueue_ItemQueuedAgainWhileRunning_FlushReturnsAfterBothRuns()
+    {
+        using var m = TestMachine.Create();
+        int runs = 0;
+
+        m.Run(() =>
+        {
+            using var wq = new WorkQueue(m.Kernel, "test");
+            WorkItem? item = null;
+            item = new WorkItem("requeues itself once", () =>
+            {
+                if (Interlocked.Increment(ref runs) == 1)
+                    Assert.True(wq.Queue(item!));   // not pending while it runs: an interrupt re-queues it
+                m.Kernel.Scheduler.Sleep(1_000);
+            });
+            wq.Queue(item);
+            wq.Flush();   // used to wait forever: the first run retired the second run's sequence
+        });
+
+        Assert.Equal(2, runs);
+    }
+
+    [Fact]
     public void WorkQueue_FlushHoldingLockThatItemTakes_ReportsCircularDependency()
     {
         using var m = TestMachine.Create();

@@ -99,14 +99,17 @@ public sealed class WorkQueue : IDisposable
         {
             _work.WaitUntil(this, static q => q.HasWorkOrStopping());
             WorkItem item;
+            long sequence;
             lock (_lock)
             {
                 if (_items.Count == 0)
                     return; // stopping and drained
                 item = _items.Dequeue();
                 item.IsPending = false;
+                // The item may be queued again while it runs, which gives it a new sequence: retire this run's.
+                sequence = item.Sequence;
             }
-            _kernel.Trace.Record(s_runEvent, (ulong)item.Sequence);
+            _kernel.Trace.Record(s_runEvent, (ulong)sequence);
             _kernel.Lockdep.MapAcquire(me, _map);
             try
             {
@@ -116,7 +119,7 @@ public sealed class WorkQueue : IDisposable
             {
                 _kernel.Lockdep.MapRelease(me, _map);
                 lock (_lock)
-                    _inFlight.Remove(item.Sequence);
+                    _inFlight.Remove(sequence);
                 _progress.WakeAll();
             }
         }
