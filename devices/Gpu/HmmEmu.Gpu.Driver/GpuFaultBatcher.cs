@@ -1,0 +1,86 @@
+using HmmEmu.Kernel;
+using HmmEmu.Kernel.Memory;
+
+namespace HmmEmu.Gpu.Driver;
+
+/// <summary>
+/// Turns one drained batch of fault records into page ranges and resolves them, as nouveau's, amdkfd's and Xe's fault
+/// handlers do: sort by context, address and access; drop duplicates (a stalled access that faulted again after a
+/// replay, several engines on one page), keeping the strongest access; merge contiguous pages of one context and access
+/// into groups of at most <see cref="GpuDriverOptions.FaultGroupPages"/>; resolve each group; cancel the contexts whose
+/// faults cannot be resolved; then replay once for the whole batch. Runs on the device's fault work queue only.
+/// </summary>
+internal sealed class GpuFaultBatcher(GpuDevice device)
+{
+    private const int PageShift = PhysicalMemory.PageShift;
+
+    private readonly List<(ushort Context, ulong Page, GpuFaultAccess Access)> _faults = [];
+    private readonly SortedSet<ushort> _cancel = [];
+    private readonly Dictionary<ushort, (int Records, int Groups)> _perContext = [];
+
+    /// <summary>Resolves <paramref name="batch"/> and replays (or cancels) every fault in it. May sleep.</summary>
+    public void Resolve(List<GpuFaultRecord> batch)
+    {
+        _faults.Clear();
+        _cancel.Clear();
+        _perContext.Clear();
+        foreach (var r in batch)
+        {
+            var access = r.Access is GpuFaultAccess.Read or GpuFaultAccess.Write or GpuFaultAccess.Atomic ? r.Access : GpuFaultAccess.Atomic;
+            _faults.Add((r.Context, r.Address >> PageShift, access));
+            Count(r.Context, records: 1, groups: 0);
+        }
+        _faults.Sort(static (a, b) =>
+        {
+            int c = a.Context.CompareTo(b.Context);
+            if (c != 0)
+                return c;
+            c = a.Page.CompareTo(b.Page);
+            return c != 0 ? c : ((byte)b.Access).CompareTo((byte)a.Access);   // strongest access first
+        });
+
+        int maxPages = Math.Max(1, device.Options.FaultGroupPages);
+        int i = 0;
+        while (i < _faults.Count)
+        {
+            var (context, first, access) = _faults[i];
+            ulong last = first;
+            int j = i + 1;
+            // Skip duplicates of the first page, then extend over contiguous pages with the same access.
+            while (j < _faults.Count && _faults[j].Context == context && _faults[j].Page == last)
+                j++;
+            while (j < _faults.Count && _faults[j].Context == context && _faults[j].Page == last + 1
+                   && _faults[j].Access == access && (int)(last + 1 - first) < maxPages)
+            {
+                last++;
+                j++;
+                while (j < _faults.Count && _faults[j].Context == context && _faults[j].Page == last)
+                    j++;
+            }
+            i = j;
+            Count(context, records: 0, groups: 1);
+            if (_cancel.Contains(context))
+                continue;
+            var ctx = device.ContextOf(context);
+            ulong start = first << PageShift, end = (last + 1) << PageShift;
+            var err = ctx is null ? Errno.EINVAL : ctx.ResolveFault(start, end, access);
+            if (err != Errno.Ok)
+            {
+                ctx?.NoteCancelled(start, access, err);
+                _cancel.Add(context);
+            }
+        }
+
+        foreach (var (context, counts) in _perContext)   // order-independent: per-context counters only
+            device.ContextOf(context)?.CountBatch(counts.Records, counts.Groups);
+        foreach (ushort context in _cancel)               // ascending
+            device.CancelFaults(context);
+        device.ReplayFaults();
+    }
+
+    private void Count(ushort context, int records, int groups)
+    {
+        _perContext.TryGetValue(context, out var c);
+        _perContext[context] = (c.Records + records, c.Groups + groups);
+    }
+}
