@@ -138,6 +138,39 @@ public sealed class GpuErrorTests
     }
 
     [Fact]
+    public void Valid_ClearedAndSetBeforeTheWorkerRuns_OnlyOlderWorkFails()
+    {
+        using var m = GpuTestMachine.Create();
+        ulong oldFence = 0, newFence = 0;
+        GpuContextError error = GpuContextError.BadCommand;
+        uint value = 0;
+
+        m.Run(() =>
+        {
+            m.Start();
+            var buf = m.Alloc(4096);
+            m.CreateContext(3);
+            m.MapRange(3, Va, Hardware.Memory.Aperture.System, buf.BusAddress, 4096, Hardware.Mmu.PtePermissions.ReadWrite);
+            // Queued while valid, then VALID cleared and set again, then new work: back to back, with no yield in
+            // between, so the worker sees the clear only after the set.
+            ulong f1 = m.Launch(3, GpuKernel.Fill, Va, 1024, 1);
+            m.W32(ContextBlock(3) + CtxControl, 0);
+            m.CreateContext(3);
+            ulong f2 = m.Launch(3, GpuKernel.Fill, Va, 1024, 2);
+            m.WaitFence(f2, "the new epoch's fill");
+            oldFence = m.ReadFence(f1);
+            newFence = m.ReadFence(f2);
+            error = m.Error(3);
+            value = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(buf.Span);
+        });
+
+        Assert.NotEqual(0UL, oldFence);                  // the older command finished (failed or done), fence written
+        Assert.NotEqual(0UL, newFence);
+        Assert.Equal(GpuContextError.None, error);       // the new epoch is not in error
+        Assert.Equal(2u, value);                         // and its work ran
+    }
+
+    [Fact]
     public void Launch_InvalidContext_ContextInvalid()
     {
         using var m = GpuTestMachine.Create();

@@ -139,6 +139,15 @@ internal sealed class GpuComputeEngine : IDisposable
             c.Valid = valid;
             if (valid)
             {
+                if (c.InvalidatePending)
+                {
+                    // The clear came before this write, so it covers only what was queued then: fail that now (the
+                    // running command, owned by the worker, at its next step); commands submitted from now on run.
+                    c.InvalidatePending = false;
+                    while (c.Fifo.TryDequeue(out var stale))
+                        FinishFailedLocked(c, stale.Command);
+                    c.FailCurrentQuietly = c.HasCurrent;
+                }
                 _mmu.Roots[c.Id] = new DevicePte(ptBase);
                 c.Error = GpuContextError.None;
                 c.ErrorAddress = 0;
@@ -288,6 +297,19 @@ internal sealed class GpuComputeEngine : IDisposable
             {
                 int index = (_next + i) % _contexts.Length;
                 var c = _contexts[index];
+                if (c.FailCurrentQuietly)
+                {
+                    c.FailCurrentQuietly = false;
+                    if (c.HasCurrent)
+                    {
+                        c.HasCurrent = false;
+                        c.Stalled = false;
+                        c.CancelRequested = false;
+                        FinishFailedLocked(c, c.Current);
+                    }
+                    _next = index + 1;
+                    return true;
+                }
                 if (c.InvalidatePending)
                 {
                     c.InvalidatePending = false;
@@ -746,6 +768,7 @@ internal sealed class GpuComputeEngine : IDisposable
                 c.Stalled = false;
                 c.CancelRequested = false;
                 c.InvalidatePending = false;
+                c.FailCurrentQuietly = false;
                 c.Valid = false;
                 _mmu.Roots.Clear(c.Id);
                 _model.ContextInvalidatedByReset(c.Id);

@@ -19,6 +19,10 @@ internal sealed class GpuContextSlot(int id)
     /// <summary>VALID went 1→0 and the worker has not yet failed the context's work.</summary>
     public bool InvalidatePending;
 
+    /// <summary>VALID was cleared and set again before the worker saw the clear: the command that was running then
+    /// fails at the worker's next look at this context, without touching the new epoch's error state.</summary>
+    public bool FailCurrentQuietly;
+
     /// <summary>The state CTX_STATUS reports.</summary>
     public GpuContextState State;
 
