@@ -14,12 +14,12 @@ internal sealed class GpuMachine : IDisposable
 {
     public const int Slot = 0;
 
-    private GpuMachine(ulong seed, SchedulerMode mode, GpuModelOptions? model, ulong ramBytes)
+    private GpuMachine(ulong seed, SchedulerMode mode, GpuModelOptions? model, ulong ramBytes, GpuDriverOptions? driver)
     {
         Kernel = new HostKernel(KernelOptions.For(seed, mode) with { RamBytes = ramBytes });
         Bus = new PciBus(Kernel);
         Model = new GpuModel(Kernel, model);
-        Driver = new GpuDriver(Kernel);
+        Driver = new GpuDriver(Kernel, driver);
     }
 
     public HostKernel Kernel { get; }
@@ -32,15 +32,19 @@ internal sealed class GpuMachine : IDisposable
 
     public GpuDevice Device => Driver.Devices[0];
 
+    /// <summary>Device-level errors the driver saw during the last <see cref="RunProcess"/>.</summary>
+    public long DeviceErrors { get; private set; }
+
     public static GpuMachine Create(SchedulerMode mode = SchedulerMode.Deterministic, ulong seed = 1,
-        GpuModelOptions? model = null, ulong ramBytes = 64UL << 20) =>
-        new(seed, mode, model ?? GpuModelOptions.Default with { VramBytes = 16UL << 20 }, ramBytes);
+        GpuModelOptions? model = null, ulong ramBytes = 64UL << 20, GpuDriverOptions? driver = null) =>
+        new(seed, mode, model ?? GpuModelOptions.Default with { VramBytes = 16UL << 20 }, ramBytes, driver);
 
     /// <summary>
     /// Boots the machine (plug, bind), runs <paramref name="body"/> on a user thread of a fresh process with the GPU,
-    /// exits the process, unbinds, and checks the kernel raised no warning (lockdep included).
+    /// exits the process, unbinds, and checks the kernel raised no warning (lockdep included) and the device reported
+    /// no device-level error.
     /// </summary>
-    public void RunProcess(string name, Action<Process, GpuDevice> body)
+    public void RunProcess(string name, Action<Process, GpuDevice> body, bool allowDeviceErrors = false)
     {
         Kernel.Run(() =>
         {
@@ -54,9 +58,12 @@ internal sealed class GpuMachine : IDisposable
                 p.Exit();
             }).Join();
             Kernel.SystemWorkQueue.Flush();
+            DeviceErrors = Device.DeviceErrors;
             Bus.UnregisterDriver(Driver);
         });
         Kernel.AssertNoWarnings();
+        if (!allowDeviceErrors && DeviceErrors != 0)
+            throw new InvalidOperationException($"The GPU reported {DeviceErrors} device-level error(s) during a run that expects none.");
     }
 
     public void Dispose()

@@ -51,6 +51,9 @@ public sealed class GpuContext : IMmuIntervalNotifierOps
     private long _pagesMapped;
     private long _invalidations;
     private long _pagesZapped;
+    private long _migratedToVram;
+    private long _migratedToSystem;
+    private readonly Dictionary<ulong, int> _windowFaults = [];   // migrate-on-fault counters; fault work queue only
 
     // The placeholder for an id being set up.
     private GpuContext()
@@ -104,7 +107,8 @@ public sealed class GpuContext : IMmuIntervalNotifierOps
     public GpuContextStats Stats => new(
         Interlocked.Read(ref _launches), Interlocked.Read(ref _faults), Interlocked.Read(ref _faultGroups),
         Interlocked.Read(ref _batches), Interlocked.Read(ref _cancels), Interlocked.Read(ref _pagesMapped),
-        Interlocked.Read(ref _invalidations), Interlocked.Read(ref _pagesZapped));
+        Interlocked.Read(ref _invalidations), Interlocked.Read(ref _pagesZapped),
+        Interlocked.Read(ref _migratedToVram), Interlocked.Read(ref _migratedToSystem));
 
     /// <summary>Device page-table leaves now valid (takes the page-table lock; for tests). May sleep.</summary>
     public bool HasMapping(ulong address)
@@ -194,6 +198,47 @@ public sealed class GpuContext : IMmuIntervalNotifierOps
     /// <summary>Follows <paramref name="steps"/> u64 pointers from <paramref name="start"/> and stores the last at <paramref name="dst"/>. May sleep.</summary>
     public GpuFence PointerChase(ulong start, ulong steps, ulong dst) => Launch(GpuKernel.PointerChase, start, steps, dst);
 
+    /// <summary>
+    /// Moves [<paramref name="start"/>, <paramref name="start"/> + <paramref name="length"/>) of the process to
+    /// <paramref name="target"/> now, instead of on demand: to VRAM (and maps it on the GPU), or back to system memory.
+    /// Pages that cannot move (pinned, VRAM full of pages that cannot be evicted) stay. Returns EINVAL for an unaligned
+    /// or empty range, EFAULT if part of it is not mapped. May sleep.
+    /// </summary>
+    public Errno Prefetch(ulong start, ulong length, GpuMemoryTarget target)
+    {
+        ObjectDisposedException.ThrowIf(IsClosed, this);
+        if (!Enum.IsDefined(target))
+            throw new ArgumentOutOfRangeException(nameof(target), target, "Prefetch to GpuMemoryTarget.Vram or GpuMemoryTarget.System.");
+        _kernel.MightSleep("GpuContext.Prefetch");
+        if (length == 0 || ((start | length) & (PageSize - 1)) != 0 || start + length < start || start + length > Mm.TaskSize)
+            return Errno.EINVAL;
+        ulong end = start + length;
+        using (_device.Migrator.Lock())
+        {
+            long moved;
+            Errno err;
+            if (target == GpuMemoryTarget.Vram)
+            {
+                err = _device.Migrator.ToVramLocked(this, start, end, out moved);
+                CountMigrated(moved, 0);
+                if (err == Errno.Ok)
+                    err = ResolveFault(start, end, GpuFaultAccess.Read);
+            }
+            else
+            {
+                err = _device.Migrator.ToSystemLocked(this, start, end, out moved);
+                CountMigrated(0, moved);
+            }
+            return err;
+        }
+    }
+
+    // Whether the device has finished every command of this context (or can no longer: reset, removal).
+    // A reset discards work without writing its fences: a context it failed will never see them.
+    private bool AllFencesDone() =>
+        _device.FenceValue(Id) >= Interlocked.Read(ref _submitted) || _device.IsRemoved
+        || _device.ResetGeneration != Volatile.Read(ref _resetSeen) || Error.Error == GpuContextError.DeviceReset;
+
     /// <summary>Whether <paramref name="fence"/> has been reached (or the context stopped).</summary>
     public bool IsDone(GpuFence fence) =>
         _device.FenceValue(Id) >= fence.Value || !Error.IsOk || IsClosed || _device.ResetGeneration != Volatile.Read(ref _resetSeen);
@@ -226,13 +271,16 @@ public sealed class GpuContext : IMmuIntervalNotifierOps
         {
             _device.CancelFaults(Id);
             bar.Write32(block + CtxControl, 0);
+            // Everything submitted finishes (failed) once the device has seen VALID clear.
+            _device.WaitEvent(this, static c => c.AllFencesDone());
         }
         _notifier.Remove();
         using (_ptLock.Scoped())
         {
             _zapped.Clear();
-            if (_pt.Zap(0, Mm.TaskSize, _zapped) != 0)
-                _device.InvalidateTlb(Id, 0, Mm.TaskSize);
+            _pt.Zap(0, Mm.TaskSize, _zapped);
+            // Always, even with no leaf left: a walk still in flight may be reading the table pages freed below.
+            _device.InvalidateTlb(Id, 0, Mm.TaskSize);
             UnmapZapped();
         }
         _pt.Destroy();
@@ -256,6 +304,15 @@ public sealed class GpuContext : IMmuIntervalNotifierOps
         // sequence alone lets the atomic fault's read_retry succeed (nouveau does the same).
         if (range.Event == NotifierEvent.Exclusive && ReferenceEquals(range.Owner, _device))
             return true;
+        // Our own migration to VRAM: the migration removed the device's mappings of the range itself before
+        // migrate_vma_setup (it had to: DMA-mapped pages cannot move) and holds the migration lock, so nothing mapped
+        // them since; the sequence is still published so that no stale fault result is committed.
+        if (range.Event == NotifierEvent.Migrate && ReferenceEquals(range.Owner, _device) && _device.Migrator.InOwnMigrationToVram)
+        {
+            using (_ptLock.Scoped())
+                notifier.SetSeq(curSeq);
+            return true;
+        }
         if (!range.Blockable)
         {
             if (!_ptLock.TryLock())
@@ -304,19 +361,21 @@ public sealed class GpuContext : IMmuIntervalNotifierOps
     /// range_fault / lock / read_retry / commit loop (atomics through make_device_exclusive, page by page). Returns
     /// EFAULT or EPERM when the process cannot give that access (the caller cancels the fault). May sleep.
     /// </summary>
-    internal Errno ResolveFault(ulong start, ulong end, GpuFaultAccess access)
+    internal Errno ResolveFault(ulong start, ulong end, GpuFaultAccess access, ulong windowBytes = 0)
     {
         if (IsClosed || Volatile.Read(ref _mmGone) != 0)
             return Errno.EFAULT;
-        if (end > Mm.TaskSize)
+        if (end > Mm.TaskSize || end <= start)
             return Errno.EFAULT;
-        var err = _pt.EnsureTables(start, end);
-        if (err != Errno.Ok)
-            return err;
         if (!_mm.MmGetNotZero())
             return Errno.EFAULT;
         try
         {
+            if (access != GpuFaultAccess.Atomic && windowBytes > PageSize)
+                (start, end) = Window(start, end, windowBytes);
+            var err = _pt.EnsureTables(start, end);
+            if (err != Errno.Ok)
+                return err;
             if (access == GpuFaultAccess.Atomic)
             {
                 for (ulong va = start; va < end && err == Errno.Ok; va += PageSize)
@@ -328,6 +387,75 @@ public sealed class GpuContext : IMmuIntervalNotifierOps
         finally
         {
             _mm.MmPut();
+        }
+    }
+
+    /// <summary>
+    /// Removes the device's mappings of [<paramref name="start"/>, <paramref name="end"/>) on the driver's own
+    /// initiative (before migrating it): zap, TLB invalidate and wait, DMA unmap. May sleep.
+    /// </summary>
+    internal void ZapRange(ulong start, ulong end)
+    {
+        using (_ptLock.Scoped())
+        {
+            _zapped.Clear();
+            int n = _pt.Zap(start, end, _zapped);
+            if (n == 0)
+                return;
+            _device.InvalidateTlb(Id, start, end);
+            UnmapZapped();
+            Interlocked.Add(ref _pagesZapped, n);
+        }
+    }
+
+    /// <summary>Counts a fault on the window of <paramref name="address"/>; true when it reached the migrate-on-fault threshold (the count restarts). Fault work queue only.</summary>
+    internal bool CountWindowFault(ulong address, ulong windowBytes, int threshold)
+    {
+        if (threshold <= 0)
+            return false;
+        ulong key = address / windowBytes;
+        _windowFaults.TryGetValue(key, out int n);
+        if (++n < threshold)
+        {
+            _windowFaults[key] = n;
+            return false;
+        }
+        _windowFaults.Remove(key);
+        return true;
+    }
+
+    /// <summary>Counts pages this context's own migrations moved.</summary>
+    internal void CountMigrated(long toVram, long toSystem)
+    {
+        Interlocked.Add(ref _migratedToVram, toVram);
+        Interlocked.Add(ref _migratedToSystem, toSystem);
+    }
+
+    /// <summary>The start of the VMA holding <paramref name="address"/> (the address itself if none). May sleep.</summary>
+    internal ulong VmaStartOf(ulong address)
+    {
+        using (_mm.MmapReadLock())
+            return _mm.VmaLookup(address) is { } v && v.Start <= address ? v.Start : address;
+    }
+
+    /// <summary>The end of the VMA holding <paramref name="address"/> (the next page if none). May sleep.</summary>
+    internal ulong VmaEndOf(ulong address)
+    {
+        using (_mm.MmapReadLock())
+            return _mm.VmaLookup(address) is { } v && v.Start <= address ? v.End : (address & ~(PageSize - 1)) + PageSize;
+    }
+
+    // The fault-around window: [start, end) grown to windowBytes alignment, inside the VMA that holds start.
+    private (ulong Start, ulong End) Window(ulong start, ulong end, ulong windowBytes)
+    {
+        using (_mm.MmapReadLock())
+        {
+            var vma = _mm.VmaLookup(start);
+            if (vma is null || vma.Start > start)
+                return (start, end);
+            ulong lo = Math.Max(vma.Start, start / windowBytes * windowBytes);
+            ulong hi = Math.Min(vma.End, (end + windowBytes - 1) / windowBytes * windowBytes);
+            return (lo, hi);
         }
     }
 
@@ -374,6 +502,7 @@ public sealed class GpuContext : IMmuIntervalNotifierOps
     {
         ulong deadline = _kernel.Clock.Now + _device.Options.RangeTimeoutNs;
         bool forceWrite = write;
+        int readOnlyVramRetries = 0;
         var range = new HmmRange(_notifier, start, end) { DevPrivateOwner = _device };
         while (true)
         {
@@ -388,6 +517,15 @@ public sealed class GpuContext : IMmuIntervalNotifierOps
                 continue;
             if (err != Errno.Ok)
                 return err;
+            if (write && HasReadOnlyVramPage(range) && ++readOnlyVramRetries <= 2)
+            {
+                // range_fault reports our own device-private pages as they are, without faulting them writable (so
+                // does Linux). A read-only one (shared after fork, or migrated while read-only) must come back to
+                // system memory, where the write fault breaks the sharing; then fault again.
+                _device.Migrator.ToSystemLocked(this, start, end, out long back);
+                CountMigrated(0, back);
+                continue;
+            }
             if (!forceWrite && HasZeroPage(range))
             {
                 // The shared zero page cannot be DMA-mapped: fault the range in writable (it gets its own pages).
@@ -446,6 +584,17 @@ public sealed class GpuContext : IMmuIntervalNotifierOps
         }
     }
 
+    private bool HasReadOnlyVramPage(HmmRange range)
+    {
+        var vram = _device.Vram;
+        foreach (ulong e in range.HmmPfns)
+        {
+            if ((e & (HmmPfn.Valid | HmmPfn.Write)) == HmmPfn.Valid && vram.Owns(HmmPfn.ToPfn(e)))
+                return true;
+        }
+        return false;
+    }
+
     private static bool HasZeroPage(HmmRange range)
     {
         foreach (ulong e in range.HmmPfns)
@@ -484,11 +633,36 @@ public sealed class GpuContext : IMmuIntervalNotifierOps
     {
         var old = _pt.GetLeaf(va);
         ulong bus;
+        var vram = _device.Vram;
+        if (vram.Owns(pfn))
+        {
+            // Our VRAM: the device reaches it directly (no DMA mapping), and atomics are native there.
+            var leaf = DevicePte.Leaf(Aperture.Vram, vram.OffsetOf(pfn), rights | PtePermissions.Atomic);
+            vram.Touch(pfn);
+            if (old.IsValid && old.Aperture == Aperture.Vram && old.Address == leaf.Address)
+            {
+                if ((old.Permissions | leaf.Permissions) == old.Permissions)
+                    return Errno.Ok;           // never take rights away here (see below)
+                leaf = leaf.WithPermissions(old.Permissions | leaf.Permissions);
+            }
+            _pt.SetLeaf(va, leaf);
+            if (old.IsValid)
+            {
+                _device.InvalidateTlb(Id, va, va + PageSize);
+                if (old.Aperture == Aperture.System)
+                    _device.Pci.DmaUnmapPage(old.Address);
+            }
+            Interlocked.Increment(ref _pagesMapped);
+            return Errno.Ok;
+        }
+        // This kernel's DMA addresses are the physical addresses (no IOMMU), so a leaf's page is its address's pfn.
         if (old.IsValid && old.Aperture == Aperture.System && old.Pfn == pfn)
         {
-            if (old.Permissions == rights)
+            // The same page: only ever add rights here (a stale read record must not take away write or atomic);
+            // invalidations are what take rights away.
+            if ((old.Permissions | rights) == old.Permissions)
                 return Errno.Ok;
-            _pt.SetLeaf(va, DevicePte.Leaf(Aperture.System, old.Address, rights));
+            _pt.SetLeaf(va, DevicePte.Leaf(Aperture.System, old.Address, old.Permissions | rights));
             _device.InvalidateTlb(Id, va, va + PageSize);
             return Errno.Ok;
         }

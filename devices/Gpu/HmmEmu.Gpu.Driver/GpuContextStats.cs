@@ -8,6 +8,9 @@ namespace HmmEmu.Gpu.Driver;
 /// <param name="Cancels">Faults the driver could not resolve and cancelled.</param>
 /// <param name="PagesMapped">Device page-table leaves written by fault handling.</param>
 /// <param name="Invalidations">Invalidate callbacks that removed device mappings (each with a TLB invalidation).</param>
-/// <param name="PagesZapped">Device page-table leaves removed by invalidations.</param>
+/// <param name="PagesZapped">Device page-table leaves removed by invalidations and by the driver before migrating.</param>
+/// <param name="MigratedToVram">Pages this context's prefetches and migrate-on-fault moved to VRAM.</param>
+/// <param name="MigratedToSystem">Pages this context's prefetches moved back to system memory.</param>
 public readonly record struct GpuContextStats(
-    long Launches, long Faults, long FaultGroups, long Batches, long Cancels, long PagesMapped, long Invalidations, long PagesZapped);
+    long Launches, long Faults, long FaultGroups, long Batches, long Cancels, long PagesMapped, long Invalidations, long PagesZapped,
+    long MigratedToVram, long MigratedToSystem);

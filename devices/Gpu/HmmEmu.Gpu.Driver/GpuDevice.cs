@@ -43,6 +43,7 @@ public sealed class GpuDevice
     private readonly WorkItem _recoverWork;
     private readonly GpuContext?[] _contexts = new GpuContext?[Contexts];   // only under _contextsLock
     private readonly GpuFaultBatcher _batcher;
+    private GpuVram? _vram;
     private DmaCoherentBuffer _commands = null!;
     private DmaCoherentBuffer _faults = null!;
     private DmaCoherentBuffer _fences = null!;
@@ -66,6 +67,8 @@ public sealed class GpuDevice
         _faultWork = new WorkItem("gpu fault batch", HandleFaults);
         _recoverWork = new WorkItem("gpu recovery", Recover);
         _batcher = new GpuFaultBatcher(this);
+        CopyEngine = new GpuCopyEngine(this);
+        Migrator = new GpuMigrator(this);
     }
 
     /// <summary>The kernel the device is attached to.</summary>
@@ -86,7 +89,31 @@ public sealed class GpuDevice
     /// <summary>Whether the driver has been unbound from the device.</summary>
     public bool IsRemoved => Volatile.Read(ref _removed) != 0;
 
+    /// <summary>Pages of VRAM (0 before probe).</summary>
+    public int VramPages => _vram?.Pages ?? 0;
+
+    /// <summary>Free VRAM pages now.</summary>
+    public int FreeVramPages => _vram?.FreePages ?? 0;
+
+    /// <summary>Pages migrated to VRAM so far (prefetch and migrate-on-fault).</summary>
+    public long PagesToVram => Migrator.ToVramPages;
+
+    /// <summary>Pages migrated back to system memory so far (prefetch, eviction, CPU touches).</summary>
+    public long PagesToSystem => Migrator.ToSystemPages;
+
+    /// <summary>Pages evicted from VRAM to make room.</summary>
+    public long PagesEvicted => Migrator.EvictedPages;
+
+    /// <summary>Pages brought back because the CPU touched them.</summary>
+    public long PagesFaultedBackByCpu => Migrator.CpuFaultPages;
+
     internal PciDev Pci => _dev;
+
+    internal GpuVram Vram => _vram ?? throw new InvalidOperationException("The GPU's VRAM is registered at probe.");
+
+    internal GpuCopyEngine CopyEngine { get; }
+
+    internal GpuMigrator Migrator { get; }
 
     internal PciBar Bar => _bar;
 
@@ -149,9 +176,17 @@ public sealed class GpuDevice
             return ReferenceEquals(_contexts[id], GpuContext.Reserved) ? null : _contexts[id];
     }
 
-    /// <summary>Frees context id <paramref name="id"/> (the context has been torn down).</summary>
+    /// <summary>
+    /// Frees context id <paramref name="id"/> (the context has been torn down): first drains the fault buffer, so that
+    /// no record of the old context can be taken for the next one with this id. May sleep.
+    /// </summary>
     internal void ReleaseContextId(ushort id)
     {
+        if (!IsRemoved)
+        {
+            _faultQueue.Queue(_faultWork);
+            _faultQueue.Flush();
+        }
         using (_contextsLock.Scoped())
             _contexts[id] = null;
     }
@@ -180,14 +215,20 @@ public sealed class GpuDevice
         if (err != Errno.Ok)
             return err;
         _fences = fences!;
+        if ((err = CopyEngine.Allocate(_dev)) != Errno.Ok)
+            return err;
+        if (VramBytes >= PhysicalMemory.PageSize)
+            _vram = new GpuVram(this, (int)Math.Min(VramBytes >> PhysicalMemory.PageShift, int.MaxValue));
         if ((err = _dev.RequestIrq(VectorEvents, OnEvents, "gpu-events")) != Errno.Ok)
             return err;
         if ((err = _dev.RequestIrq(VectorFault, OnFault, "gpu-fault")) != Errno.Ok)
             return err;
         if ((err = _dev.RequestIrq(VectorError, OnError, "gpu-error")) != Errno.Ok)
             return err;
+        if ((err = _dev.RequestIrq(VectorCopy, OnCopy, "gpu-copy")) != Errno.Ok)
+            return err;
         _bar.Write32(IntMask, 0);
-        foreach (int vector in (ReadOnlySpan<int>)[VectorEvents, VectorFault, VectorError])
+        foreach (int vector in (ReadOnlySpan<int>)[VectorEvents, VectorFault, VectorCopy, VectorError])
             _bar.Write32(MsixVectorControl(vector), 0);      // vectors come out of reset masked
         return Enable();
     }
@@ -215,14 +256,19 @@ public sealed class GpuDevice
             _bar.Write64(CmdBase, _commands.BusAddress);
             _bar.Write32(CmdSize, CommandEntries);
         }
+        // FAULT_GET is not written here: the buffer's indices restart at 0 when ENABLE latches it (a write while
+        // disabled would be refused as a bad register).
         _faultGet = 0;
         _bar.Write64(FaultBase, _faults.BusAddress);
         _bar.Write32(FaultSize, FaultEntries);
-        _bar.Write32(FaultGet, 0);
+        CopyEngine.Program(_bar);
+        _bar.Write32(Status, StatusErrors);       // start from a clean slate: the check below is for this enable
         _bar.Write32(Control, ControlEnable);
-        if ((_bar.Read32(Status) & StatusEnabled) == 0)
+        uint status = _bar.Read32(Status);
+        if ((status & StatusEnabled) == 0 || (status & (StatusBadRegister | StatusCommandError | StatusCopyError)) != 0)
         {
-            _kernel.Warn($"gpu: the device refused ENABLE (ERROR_CODE {(GpuDeviceError)_bar.Read32(ErrorCode)}).");
+            _kernel.Warn($"gpu: the device did not take the ring configuration (STATUS 0x{status:x}, ERROR_CODE " +
+                $"{(GpuDeviceError)_bar.Read32(ErrorCode)}, ERROR_INFO 0x{_bar.Read64(ErrorInfo):x}).");
             return Errno.EIO;
         }
         return Errno.Ok;
@@ -329,6 +375,15 @@ public sealed class GpuDevice
         return IrqReturn.Handled;
     }
 
+    private IrqReturn OnCopy(int vector)
+    {
+        if ((_bar.Read32(IntStatus) & IntCopyDone) == 0)
+            return IrqReturn.None;
+        _bar.Write32(IntStatus, IntCopyDone);
+        _events.WakeUpAll();
+        return IrqReturn.Handled;
+    }
+
     private IrqReturn OnFault(int vector)
     {
         if ((_bar.Read32(IntStatus) & IntFault) == 0)
@@ -348,7 +403,8 @@ public sealed class GpuDevice
         uint status = _bar.Read32(Status);
         _bar.Write32(Status, status & StatusErrors);
         Interlocked.Increment(ref _deviceErrors);
-        if ((status & StatusCommandError) != 0 && !IsRemoved)
+        // COMMAND_ERROR also reports a fence the device could not write; only a stopped ring needs a reset.
+        if ((status & StatusCommandError) != 0 && (_bar.Read64(CmdStatus) & 0x3) > 1 && !IsRemoved)
             _faultQueue.Queue(_recoverWork);
         _events.WakeUpAll();
         return IrqReturn.Handled;

@@ -63,7 +63,7 @@ internal sealed class GpuFaultBatcher(GpuDevice device)
                 continue;
             var ctx = device.ContextOf(context);
             ulong start = first << PageShift, end = (last + 1) << PageShift;
-            var err = ctx is null ? Errno.EINVAL : ctx.ResolveFault(start, end, access);
+            var err = ctx is null ? Errno.EINVAL : ResolveGroup(ctx, start, end, access);
             if (err != Errno.Ok)
             {
                 ctx?.NoteCancelled(start, access, err);
@@ -76,6 +76,23 @@ internal sealed class GpuFaultBatcher(GpuDevice device)
         foreach (ushort context in _cancel)               // ascending
             device.CancelFaults(context);
         device.ReplayFaults();
+    }
+
+    // One group under the migration lock: migrate its window to VRAM first if it keeps faulting, then map it.
+    private Errno ResolveGroup(GpuContext ctx, ulong start, ulong end, GpuFaultAccess access)
+    {
+        var options = device.Options;
+        ulong window = (ulong)Math.Max(1, options.FaultWindowPages) << PageShift;
+        using (device.Migrator.Lock())
+        {
+            if (ctx.CountWindowFault(start, window, options.MigrateAfterFaults))
+            {
+                ulong lo = start / window * window;
+                if (device.Migrator.ToVramLocked(ctx, Math.Max(lo, ctx.VmaStartOf(start)), Math.Min(lo + window, ctx.VmaEndOf(start)), out long moved) == Errno.Ok)
+                    ctx.CountMigrated(moved, 0);
+            }
+            return ctx.ResolveFault(start, end, access, window);
+        }
     }
 
     private void Count(ushort context, int records, int groups)
