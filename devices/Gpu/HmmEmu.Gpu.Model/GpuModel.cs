@@ -26,19 +26,13 @@ namespace HmmEmu.Gpu.Model;
 /// <para>Ring configuration is latched when CONTROL.ENABLE goes 0→1; a ring (or the fault buffer) whose base and size
 /// are both 0 is simply not used. MSI-X vectors are masked at reset, as on PCI: the driver unmasks the ones it
 /// uses (MSIX_VEC{n}).</para>
-/// <para>State outside the register file: the enable latch, the latched configuration and the reset and TLBI
-/// counters are atomics or guarded by <see cref="_tlbiLock"/>; the engines own the rest.</para>
+/// <para>INT_STATUS/INT_MASK are an <see cref="InterruptCauses"/> block, the latched ring and buffer registers are
+/// <see cref="LatchedRegister"/>s, and the copy engine's registers a <see cref="DmaEngineRegisters"/> block. The
+/// model's own state — the enable latch and the reset and TLBI counters — is atomics or guarded by
+/// <see cref="_tlbiLock"/>; the engines own the rest.</para>
 /// </remarks>
 public sealed class GpuModel : IPciDevice, IMmio, IDmaInterruptSink, IDisposable
 {
-    private const int LatchCmdBase = 0;
-    private const int LatchCmdSize = 1;
-    private const int LatchFaultBase = 2;
-    private const int LatchFaultSize = 3;
-    private const int LatchSqBase = 4;
-    private const int LatchSqSize = 5;
-    private const int LatchCqBase = 6;
-    private const int LatchCqSize = 7;
     private const uint MaxRingEntries = 4096;
 
     private static readonly TraceEventType s_deviceErrorEvent = new("gpu", "device_error", "code", "info");
@@ -47,13 +41,16 @@ public sealed class GpuModel : IPciDevice, IMmio, IDmaInterruptSink, IDisposable
     private readonly GpuComputeEngine _compute;
     private readonly EngineWorker<TlbiRequest> _tlbiWorker;
     private readonly Lock _tlbiLock = new();
-    private readonly ulong[] _latched = new ulong[8];
     private readonly Register[] _ctxPtBase = new Register[Contexts];
     private readonly Register[] _ctxControl = new Register[Contexts];
     private readonly Register _control;
     private readonly Register _status;
-    private readonly Register _intStatus;
-    private readonly Register _intMask;
+    private readonly InterruptCauses _interrupts;
+    private readonly LatchedRegister _cmdBase;
+    private readonly LatchedRegister _cmdSize;
+    private readonly LatchedRegister _faultBase;
+    private readonly LatchedRegister _faultSize;
+    private readonly DmaEngineRegisters _copyRegisters;
     private readonly Register _errorCode;
     private readonly Register _errorInfo;
     private readonly Register _tlbiContext;
@@ -82,7 +79,7 @@ public sealed class GpuModel : IPciDevice, IMmio, IDmaInterruptSink, IDisposable
         CopyMmu = new DeviceMmu(scheduler, Roots, SystemMemory, Vram,
             new DeviceMmuOptions { Name = "gpu.ce", TlbSets = Options.TlbSets, TlbWays = Options.TlbWays });
         Msix = new MsixTable(Vectors, maskedAtReset: true, kernel.Trace);
-        Bar0 = new RegisterFile("gpu.bar0", Bar0Size, kernel.Trace);
+        Bar0 = new RegisterFile("gpu.bar0", Bar0Size, kernel.Trace, onBusError: ReportBusError);
         // Created before the registers so that their hooks can use them; they raise nothing until the driver rings them.
         CopyEngine = new DmaEngine(scheduler, "gpu.ce", new GpuCopyTranslator(CopyMmu), SystemMemory, Vram, this, Options.CopyEngine);
         _compute = new GpuComputeEngine(this, scheduler, Options, ComputeMmu, SystemMemory, Vram);
@@ -121,33 +118,23 @@ public sealed class GpuModel : IPciDevice, IMmio, IDmaInterruptSink, IDisposable
             ],
             OnRead = stored => (stored & StatusErrors) | (IsEnabled ? StatusEnabled : 0) | (ResetPending ? StatusResetPending : 0),
         });
-        _intStatus = Bar0.Define(new RegisterDefinition
-        {
-            Offset = IntStatus,
-            Name = "INT_STATUS",
-            Description = "Interrupt causes, latched even while masked, cleared by writing 1. FAULT sends vector 1, COPY_DONE 2, ERROR 3, the others 0.",
-            Fields =
+        _interrupts = new InterruptCauses(Bar0, Msix,
             [
-                new RegisterField("RESET_DONE", 6, 1, FieldMode.WriteOneToClear),
-                new RegisterField("ERROR", 5, 1, FieldMode.WriteOneToClear),
-                new RegisterField("COPY_DONE", 4, 1, FieldMode.WriteOneToClear),
-                new RegisterField("TLB_DONE", 3, 1, FieldMode.WriteOneToClear),
-                new RegisterField("CONTEXT_ERROR", 2, 1, FieldMode.WriteOneToClear),
-                new RegisterField("FAULT", 1, 1, FieldMode.WriteOneToClear),
-                new RegisterField("FENCE", 0, 1, FieldMode.WriteOneToClear),
+                Cause("RESET_DONE", IntResetDone), Cause("ERROR", IntError), Cause("COPY_DONE", IntCopyDone),
+                Cause("TLB_DONE", IntTlbDone), Cause("CONTEXT_ERROR", IntContextError), Cause("FAULT", IntFault), Cause("FENCE", IntFence),
             ],
-        });
-        _intMask = Bar0.Define32(IntMask, "INT_MASK",
-            "A set bit latches its cause without sending the vector; clearing it sends the vector of a cause still latched.",
-            readWrite: IntAll, onWrite: (_, mask) => Resend(mask));
+            IntStatus, "Interrupt causes, latched even while masked, cleared by writing 1. FAULT sends vector 1, COPY_DONE 2, ERROR 3, the others 0.",
+            IntMask, "A set bit latches its cause without sending the vector; clearing it sends the vector of a cause still latched.");
         Bar0.Define32(GpuRegisters.BusErrors, "BUS_ERRORS", "Bad BAR0 accesses so far (unknown offset, bad size or alignment).",
             onRead: _ => (ulong)Bar0.BusErrors);
         _errorCode = Bar0.Define32(ErrorCode, "ERROR_CODE", "The last device-level error (GpuDeviceError).");
         _errorInfo = Bar0.Define64(ErrorInfo, "ERROR_INFO", "Detail of ERROR_CODE: the command-ring index or the refused register's offset.");
 
         // ---- command ring
-        DefineLatched64(CmdBase, "CMD_BASE", "Command ring bus address; latched when ENABLE is set, refused while enabled.", LatchCmdBase);
-        DefineLatched32(CmdSize, "CMD_SIZE", "Command ring entries (a power of two, 2..4096); latched when ENABLE is set.", LatchCmdSize);
+        _cmdBase = LatchedRegister.Define64(Bar0, CmdBase, "CMD_BASE", "Command ring bus address; latched when ENABLE is set, refused while enabled.",
+            () => IsEnabled, OnRefused);
+        _cmdSize = LatchedRegister.Define32(Bar0, CmdSize, "CMD_SIZE", "Command ring entries (a power of two, 2..4096); latched when ENABLE is set.",
+            () => IsEnabled, OnRefused);
         Bar0.Define32(CmdTail, "CMD_TAIL", "Command doorbell: write the new producer index; reads the device's producer.",
             readWrite: ~0u, onWrite: (_, v) => OnCommandDoorbell((uint)v), onRead: _ => _compute.CommandRing.Producer);
         Bar0.Define32(CmdHead, "CMD_HEAD", "The command processor's consumer index: commands before it were dispatched.",
@@ -156,8 +143,10 @@ public sealed class GpuModel : IPciDevice, IMmio, IDmaInterruptSink, IDisposable
             onRead: _ => _compute.CommandRing.Status.Pack());
 
         // ---- fault buffer
-        DefineLatched64(FaultBase, "FAULT_BASE", "Fault buffer bus address; latched when ENABLE is set, refused while enabled.", LatchFaultBase);
-        DefineLatched32(FaultSize, "FAULT_SIZE", "Fault records (a power of two, 2..4096); latched when ENABLE is set.", LatchFaultSize);
+        _faultBase = LatchedRegister.Define64(Bar0, FaultBase, "FAULT_BASE", "Fault buffer bus address; latched when ENABLE is set, refused while enabled.",
+            () => IsEnabled, OnRefused);
+        _faultSize = LatchedRegister.Define32(Bar0, FaultSize, "FAULT_SIZE", "Fault records (a power of two, 2..4096); latched when ENABLE is set.",
+            () => IsEnabled, OnRefused);
         Bar0.Define32(FaultGet, "FAULT_GET", "The driver's consumer index: records before it have been read.",
             readWrite: ~0u, onWrite: (_, v) => OnFaultGet((uint)v), onRead: _ => _compute.FaultBuffer.Consumer);
         Bar0.Define32(FaultPut, "FAULT_PUT", "The device's producer index: records before it are written.",
@@ -182,20 +171,19 @@ public sealed class GpuModel : IPciDevice, IMmio, IDmaInterruptSink, IDisposable
             onRead: _ => (uint)Volatile.Read(ref _tlbiCompleted));
 
         // ---- copy engine
-        DefineLatched64(CeSqBase, "CE_SQ_BASE", "Copy-engine submission ring bus address; latched when ENABLE is set.", LatchSqBase);
-        DefineLatched32(CeSqSize, "CE_SQ_SIZE", "Copy-engine submission ring entries (a power of two); latched when ENABLE is set.", LatchSqSize);
-        Bar0.Define32(CeSqTail, "CE_SQ_TAIL", "Copy-engine doorbell: write the new producer index; reads the device's producer.",
-            readWrite: ~0u, onWrite: (_, v) => OnCopyDoorbell((uint)v), onRead: _ => CopyEngine.Submission.Producer);
-        Bar0.Define32(CeSqHead, "CE_SQ_HEAD", "The copy engine's consumer index.", onRead: _ => CopyEngine.Submission.Consumer);
-        Bar0.Define64(CeSqStatus, "CE_SQ_STATUS", "Submission ring state [1:0], error [15:8], error index [63:32].",
-            onRead: _ => CopyEngine.Submission.Status.Pack());
-        DefineLatched64(CeCqBase, "CE_CQ_BASE", "Copy-engine completion ring bus address; latched when ENABLE is set.", LatchCqBase);
-        DefineLatched32(CeCqSize, "CE_CQ_SIZE", "Copy-engine completion ring entries (a power of two); latched when ENABLE is set.", LatchCqSize);
-        Bar0.Define32(CeCqHead, "CE_CQ_HEAD", "Completion consumer doorbell: write the index after the last record read.",
-            readWrite: ~0u, onWrite: (_, v) => CopyEngine.CompletionConsumed((uint)v), onRead: _ => CopyEngine.Completion.Consumer);
-        Bar0.Define32(CeCqTail, "CE_CQ_TAIL", "The copy engine's completion producer index.", onRead: _ => CopyEngine.Completion.Producer);
-        Bar0.Define64(CeCqStatus, "CE_CQ_STATUS", "Completion ring state [1:0], error [15:8], error index [63:32].",
-            onRead: _ => CopyEngine.Completion.Status.Pack());
+        _copyRegisters = new DmaEngineRegisters(Bar0, CopyEngine, new DmaEngineRegisterLayout
+        {
+            Offset = CeSqBase,
+            Prefix = "CE_",
+            RingUnusedWhenZero = true,
+            SqBaseDescription = "Copy-engine submission ring bus address; latched when ENABLE is set.",
+            SqSizeDescription = "Copy-engine submission ring entries (a power of two); latched when ENABLE is set.",
+            SqTailDescription = "Copy-engine doorbell: write the new producer index; reads the device's producer.",
+            SqHeadDescription = "The copy engine's consumer index.",
+            CqBaseDescription = "Copy-engine completion ring bus address; latched when ENABLE is set.",
+            CqSizeDescription = "Copy-engine completion ring entries (a power of two); latched when ENABLE is set.",
+            CqTailDescription = "The copy engine's completion producer index.",
+        }, () => IsEnabled, OnRefused);
 
         // ---- contexts
         for (int ctx = 0; ctx < Contexts; ctx++)
@@ -315,23 +303,10 @@ public sealed class GpuModel : IPciDevice, IMmio, IDmaInterruptSink, IDisposable
     }
 
     /// <inheritdoc />
-    ulong IMmio.Read(ulong offset, int size)
-    {
-        long before = Bar0.BusErrors;
-        ulong value = Bar0.Read(offset, size);
-        if (Bar0.BusErrors != before)
-            ReportBusError();
-        return value;
-    }
+    ulong IMmio.Read(ulong offset, int size) => Bar0.Read(offset, size);
 
     /// <inheritdoc />
-    void IMmio.Write(ulong offset, int size, ulong value)
-    {
-        long before = Bar0.BusErrors;
-        Bar0.Write(offset, size, value);
-        if (Bar0.BusErrors != before)
-            ReportBusError();
-    }
+    void IMmio.Write(ulong offset, int size, ulong value) => Bar0.Write(offset, size, value);
 
     /// <summary>Copy-engine interrupts: COPY_DONE, the reset's completion, or an error. Never sleeps.</summary>
     void IDmaInterruptSink.Raise(DmaInterrupt cause)
@@ -361,13 +336,7 @@ public sealed class GpuModel : IPciDevice, IMmio, IDmaInterruptSink, IDisposable
     // ---- called by the compute engine (any thread; never sleep) ---------------------------------------------------
 
     /// <summary>Latches <paramref name="cause"/> in INT_STATUS and sends its vector unless INT_MASK holds it back. Never sleeps.</summary>
-    internal void Signal(uint cause)
-    {
-        _intStatus.SetBits(cause);
-        if ((cause & ~(uint)_intMask.Value) == 0)
-            return;
-        Msix.Raise(VectorOf(cause));
-    }
+    internal void Signal(uint cause) => _interrupts.Raise(cause);
 
     /// <summary>Reports a device-level error: ERROR_CODE/INFO, a STATUS error bit, INT_STATUS.ERROR. Never sleeps.</summary>
     internal void DeviceError(GpuDeviceError code, uint statusBit, ulong info)
@@ -390,28 +359,9 @@ public sealed class GpuModel : IPciDevice, IMmio, IDmaInterruptSink, IDisposable
 
     // ---- register handlers (driver threads; never sleep) ----------------------------------------------------------
 
-    private void DefineLatched64(ulong offset, string name, string description, int slot)
-    {
-        Register? reg = null;
-        reg = Bar0.Define64(offset, name, description, readWrite: ~0UL, onWrite: (_, v) => OnLatchedWrite(reg!, slot, offset, v));
-    }
+    private static InterruptCause Cause(string name, uint bit) => new(name, bit, VectorOf(bit));
 
-    private void DefineLatched32(ulong offset, string name, string description, int slot)
-    {
-        Register? reg = null;
-        reg = Bar0.Define32(offset, name, description, readWrite: ~0u, onWrite: (_, v) => OnLatchedWrite(reg!, slot, offset, v));
-    }
-
-    private void OnLatchedWrite(Register register, int slot, ulong offset, ulong value)
-    {
-        if (IsEnabled)
-        {
-            register.Set(Volatile.Read(ref _latched[slot]));
-            BadRegister(offset);
-            return;
-        }
-        Volatile.Write(ref _latched[slot], value);
-    }
+    private void OnRefused(Register register, ulong value) => BadRegister(register.Offset);
 
     private void OnControlWrite(ulong written, ulong value)
     {
@@ -437,7 +387,7 @@ public sealed class GpuModel : IPciDevice, IMmio, IDmaInterruptSink, IDisposable
     // The configuration the driver wrote while disabled becomes the engines': every ring restarts at index 0.
     private void ConfigureOnEnable()
     {
-        ulong cmdBase = Volatile.Read(ref _latched[LatchCmdBase]), cmdSize = Volatile.Read(ref _latched[LatchCmdSize]);
+        ulong cmdBase = _cmdBase.Value, cmdSize = _cmdSize.Value;
         _compute.CommandRing.Disable();
         if (cmdBase != 0 || cmdSize != 0)
         {
@@ -447,7 +397,7 @@ public sealed class GpuModel : IPciDevice, IMmio, IDmaInterruptSink, IDisposable
                 DeviceError(GpuDeviceError.BadCommandRing, StatusCommandError, cmdSize);
             }
         }
-        ulong faultBase = Volatile.Read(ref _latched[LatchFaultBase]), faultSize = Volatile.Read(ref _latched[LatchFaultSize]);
+        ulong faultBase = _faultBase.Value, faultSize = _faultSize.Value;
         _compute.FaultBuffer.Disable();
         if (faultBase != 0 || faultSize != 0)
         {
@@ -457,12 +407,7 @@ public sealed class GpuModel : IPciDevice, IMmio, IDmaInterruptSink, IDisposable
                 DeviceError(GpuDeviceError.BadFaultBuffer, StatusBadRegister, faultSize);
             }
         }
-        ulong sqBase = Volatile.Read(ref _latched[LatchSqBase]), sqSize = Volatile.Read(ref _latched[LatchSqSize]);
-        if (sqBase != 0 || sqSize != 0)
-            CopyEngine.ConfigureSubmissionRing(sqBase, (uint)Math.Min(sqSize, uint.MaxValue));
-        ulong cqBase = Volatile.Read(ref _latched[LatchCqBase]), cqSize = Volatile.Read(ref _latched[LatchCqSize]);
-        if (cqBase != 0 || cqSize != 0)
-            CopyEngine.ConfigureCompletionRing(cqBase, (uint)Math.Min(cqSize, uint.MaxValue));
+        _copyRegisters.ConfigureEngine();
         _compute.Kick();
     }
 
@@ -503,16 +448,6 @@ public sealed class GpuModel : IPciDevice, IMmio, IDmaInterruptSink, IDisposable
             return;
         }
         _compute.Cancel((int)context);
-    }
-
-    private void OnCopyDoorbell(uint producer)
-    {
-        if (!IsEnabled)
-        {
-            BadRegister(CeSqTail);
-            return;
-        }
-        CopyEngine.Doorbell(producer);
     }
 
     private void OnTlbiTrigger(uint command)
@@ -587,8 +522,6 @@ public sealed class GpuModel : IPciDevice, IMmio, IDmaInterruptSink, IDisposable
     private void OnRegisterReset()
     {
         Volatile.Write(ref _enabled, 0);
-        for (int i = 0; i < _latched.Length; i++)
-            Volatile.Write(ref _latched[i], 0);
         _compute.ResetRegisterState();
         for (ushort ctx = 0; ctx < Contexts; ctx++)
             Roots.Clear(ctx);
@@ -610,24 +543,6 @@ public sealed class GpuModel : IPciDevice, IMmio, IDmaInterruptSink, IDisposable
     {
         _status.SetBits(StatusBusError);
         Signal(IntError);
-    }
-
-    // After an INT_MASK write: causes latched and no longer masked send their vector again (level semantics), once per vector.
-    private void Resend(ulong mask)
-    {
-        uint latched = (uint)(_intStatus.Value & ~mask) & IntAll;
-        Span<bool> send = stackalloc bool[Vectors];
-        for (int bit = 0; bit < 32; bit++)
-        {
-            uint cause = 1u << bit;
-            if ((latched & cause) != 0)
-                send[VectorOf(cause)] = true;
-        }
-        for (int v = 0; v < Vectors; v++)
-        {
-            if (send[v])
-                Msix.Raise(v);
-        }
     }
 
     /// <summary>Adapts the TLBI worker's callbacks to the model.</summary>

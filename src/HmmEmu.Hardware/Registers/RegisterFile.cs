@@ -27,13 +27,18 @@ public sealed class RegisterFile : IMmio
 
     private readonly Lock _defineLock = new();
     private readonly Trace? _trace;
+    private readonly Action? _onBusError;
     private Register?[] _words = [];            // by offset / 4; replaced whole under _defineLock, read lock-free
     private Register[] _registers = [];         // offset order; replaced whole under _defineLock
     private Action[] _resetHooks = [];          // replaced whole under _defineLock
     private long _busErrors;
 
-    /// <summary>Creates an empty file spanning <paramref name="size"/> bytes; bus errors are traced to <paramref name="trace"/>.</summary>
-    public RegisterFile(string name, ulong size, Trace? trace = null)
+    /// <summary>
+    /// Creates an empty file spanning <paramref name="size"/> bytes; bus errors are traced to <paramref name="trace"/>
+    /// and, after being counted, reported to <paramref name="onBusError"/> (on the accessing thread, outside any lock:
+    /// where a device sets its STATUS.BUS_ERROR and raises its error interrupt).
+    /// </summary>
+    public RegisterFile(string name, ulong size, Trace? trace = null, Action? onBusError = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(name);
         if (size == 0 || size % 8 != 0 || size > (1UL << 32))
@@ -41,6 +46,7 @@ public sealed class RegisterFile : IMmio
         Name = name;
         Size = size;
         _trace = trace;
+        _onBusError = onBusError;
     }
 
     /// <summary>The file's name (e.g. "gpu.bar0"), used in documentation and messages.</summary>
@@ -297,6 +303,7 @@ public sealed class RegisterFile : IMmio
     {
         Interlocked.Increment(ref _busErrors);
         _trace?.Record(s_busErrorEvent, offset, (ulong)(uint)size, write ? 1UL : 0UL);
+        _onBusError?.Invoke();
     }
 
     private static string DescribeAccess(Register r)

@@ -19,8 +19,9 @@ namespace HmmEmu.Hardware.Tests.Edu;
 /// <remarks>
 /// Bad programming never throws into the host: a refused register write sets STATUS.BAD_REGISTER, a bad BAR access
 /// sets STATUS.BUS_ERROR, engine errors set STATUS.ENGINE_ERROR; each raises the error cause, and the device keeps
-/// serving. The model's state outside the register file is the enable latch, the latched ring configuration and the
-/// list of invalidations not yet drained; each is atomic or guarded by <c>_tlbLock</c>.
+/// serving. INT_STATUS/INT_MASK are an <see cref="InterruptCauses"/> block and the ring registers a
+/// <see cref="DmaEngineRegisters"/> block (which latches the ring configuration). The model's own state is the enable
+/// latch and the list of invalidations not yet drained; each is atomic or guarded by <c>_tlbLock</c>.
 /// </remarks>
 internal sealed class EduDevice : IPciDevice, IMmio, IDmaInterruptSink, IDisposable
 {
@@ -37,19 +38,11 @@ internal sealed class EduDevice : IPciDevice, IMmio, IDmaInterruptSink, IDisposa
     private readonly List<TlbInvalidation> _tlbPending = [];   // under _tlbLock: issued and not yet seen complete
     private readonly Register _control;
     private readonly Register _status;
-    private readonly Register _intStatus;
-    private readonly Register _intMask;
-    private readonly Register _sqBase;
-    private readonly Register _sqSize;
-    private readonly Register _cqBase;
-    private readonly Register _cqSize;
+    private readonly InterruptCauses _interrupts;
+    private readonly DmaEngineRegisters _dma;
     private readonly Register _tlbAsid;
     private readonly Register _tlbAddr;
     private readonly Register _tlbSize;
-    private ulong _sqBaseLatched;
-    private ulong _sqSizeLatched;
-    private ulong _cqBaseLatched;
-    private ulong _cqSizeLatched;
     private int _enabled;
     private bool _tlbError;                                       // under _tlbLock
     private long _badRegisterWrites;
@@ -63,7 +56,7 @@ internal sealed class EduDevice : IPciDevice, IMmio, IDmaInterruptSink, IDisposa
         Mmu = new DeviceMmu(kernel.Scheduler, Roots, Memory, options: new DeviceMmuOptions { Name = "edu.dma" });
         Translator = new EduTranslator(kernel.Scheduler, new BusAddressTranslator(Memory), Mmu);
         Msix = new MsixTable(Vectors, maskedAtReset: true, kernel.Trace);
-        Bar0 = new RegisterFile("edu.bar0", Bar0Size, kernel.Trace);
+        Bar0 = new RegisterFile("edu.bar0", Bar0Size, kernel.Trace, onBusError: () => ReportError(StatusBusError));
         // Created before the registers so their hooks can use it; it raises nothing until the driver rings it.
         Engine = new DmaEngine(kernel.Scheduler, "edu", Translator, Memory, vram: null, interrupts: this, dmaOptions);
 
@@ -98,42 +91,15 @@ internal sealed class EduDevice : IPciDevice, IMmio, IDmaInterruptSink, IDisposa
             OnRead = stored => (stored & StatusErrors) | (IsEnabled ? StatusEnabled : 0) |
                 (Engine.ResetPending ? StatusResetPending : 0),
         });
-        _intStatus = Bar0.Define(new RegisterDefinition
-        {
-            Offset = IntStatus,
-            Name = "INT_STATUS",
-            Description = "Interrupt causes, latched until cleared by writing 1. DMA_DONE and RESET_DONE send vector 0, ERROR vector 1.",
-            Fields =
-            [
-                new RegisterField("RESET_DONE", 2, 1, FieldMode.WriteOneToClear),
-                new RegisterField("ERROR", 1, 1, FieldMode.WriteOneToClear),
-                new RegisterField("DMA_DONE", 0, 1, FieldMode.WriteOneToClear),
-            ],
-        });
-        _intMask = Bar0.Define32(IntMask, "INT_MASK", "A set bit latches its cause in INT_STATUS without sending the vector; clearing it sends the vector of a cause still latched.",
-            readWrite: IntAll, onWrite: (_, mask) => Resend(mask));
+        _interrupts = new InterruptCauses(Bar0, Msix,
+            [new("RESET_DONE", IntResetDone, VectorDma), new("ERROR", IntError, VectorError), new("DMA_DONE", IntDmaDone, VectorDma)],
+            IntStatus, "Interrupt causes, latched until cleared by writing 1. DMA_DONE and RESET_DONE send vector 0, ERROR vector 1.",
+            IntMask, "A set bit latches its cause in INT_STATUS without sending the vector; clearing it sends the vector of a cause still latched.");
         Bar0.Define32(EduRegisters.BusErrors, "BUS_ERRORS", "Bad BAR0 accesses so far (unknown offset, bad size or alignment).",
             onRead: _ => (ulong)Bar0.BusErrors);
 
-        _sqBase = Bar0.Define64(SqBase, "SQ_BASE", "Submission ring bus address; latched when ENABLE is set, refused while enabled.",
-            readWrite: ~0UL, onWrite: (_, v) => OnRingConfigWrite(_sqBase!, ref _sqBaseLatched, SqBase, v));
-        _sqSize = Bar0.Define32(SqSize, "SQ_SIZE", "Submission ring entries (a power of two); latched when ENABLE is set.",
-            readWrite: ~0u, onWrite: (_, v) => OnRingConfigWrite(_sqSize!, ref _sqSizeLatched, SqSize, v));
-        Bar0.Define32(SqTail, "SQ_TAIL", "Submission doorbell: write the new producer index; reads the device's producer.",
-            readWrite: ~0u, onWrite: OnSqDoorbell, onRead: _ => Engine.Submission.Producer);
-        Bar0.Define32(SqHead, "SQ_HEAD", "The device's submission consumer index.", onRead: _ => Engine.Submission.Consumer);
-        Bar0.Define64(SqStatus, "SQ_STATUS", "Submission ring state [1:0], error [15:8], error index [63:32].",
-            onRead: _ => Engine.Submission.Status.Pack());
-        _cqBase = Bar0.Define64(CqBase, "CQ_BASE", "Completion ring bus address; latched when ENABLE is set, refused while enabled.",
-            readWrite: ~0UL, onWrite: (_, v) => OnRingConfigWrite(_cqBase!, ref _cqBaseLatched, CqBase, v));
-        _cqSize = Bar0.Define32(CqSize, "CQ_SIZE", "Completion ring entries (a power of two); latched when ENABLE is set.",
-            readWrite: ~0u, onWrite: (_, v) => OnRingConfigWrite(_cqSize!, ref _cqSizeLatched, CqSize, v));
-        Bar0.Define32(CqHead, "CQ_HEAD", "Completion consumer doorbell: write the index after the last record read.",
-            readWrite: ~0u, onWrite: (_, v) => Engine.CompletionConsumed((uint)v), onRead: _ => Engine.Completion.Consumer);
-        Bar0.Define32(CqTail, "CQ_TAIL", "The device's completion producer index: records before it are written.",
-            onRead: _ => Engine.Completion.Producer);
-        Bar0.Define64(CqStatus, "CQ_STATUS", "Completion ring state [1:0], error [15:8], error index [63:32].",
-            onRead: _ => Engine.Completion.Status.Pack());
+        _dma = new DmaEngineRegisters(Bar0, Engine, new DmaEngineRegisterLayout { Offset = SqBase },
+            () => IsEnabled, (register, value) => BadRegister(register.Offset, value));
         Bar0.Define64(DmaFinished, "DMA_FINISHED", "Descriptors finished: completed, failed, skipped or aborted.",
             onRead: _ => (ulong)Engine.Stats.Finished);
         Bar0.Define64(DmaDropped, "DMA_DROPPED", "Completion records the device could not post (each also raised an error).",
@@ -232,23 +198,10 @@ internal sealed class EduDevice : IPciDevice, IMmio, IDmaInterruptSink, IDisposa
     }
 
     /// <inheritdoc />
-    ulong IMmio.Read(ulong offset, int size)
-    {
-        long before = Bar0.BusErrors;
-        ulong value = Bar0.Read(offset, size);
-        if (Bar0.BusErrors != before)
-            ReportError(StatusBusError);
-        return value;
-    }
+    ulong IMmio.Read(ulong offset, int size) => Bar0.Read(offset, size);
 
     /// <inheritdoc />
-    void IMmio.Write(ulong offset, int size, ulong value)
-    {
-        long before = Bar0.BusErrors;
-        Bar0.Write(offset, size, value);
-        if (Bar0.BusErrors != before)
-            ReportError(StatusBusError);
-    }
+    void IMmio.Write(ulong offset, int size, ulong value) => Bar0.Write(offset, size, value);
 
     /// <summary>Engine interrupts: latch the cause and send its vector unless masked. Never sleeps.</summary>
     void IDmaInterruptSink.Raise(DmaInterrupt cause)
@@ -256,10 +209,10 @@ internal sealed class EduDevice : IPciDevice, IMmio, IDmaInterruptSink, IDisposa
         switch (cause)
         {
             case DmaInterrupt.Completion:
-                Signal(IntDmaDone);
+                _interrupts.Raise(IntDmaDone);
                 break;
             case DmaInterrupt.ResetDone:
-                Signal(IntResetDone);
+                _interrupts.Raise(IntResetDone);
                 break;
             default:
                 ReportError(StatusEngineError);
@@ -286,8 +239,7 @@ internal sealed class EduDevice : IPciDevice, IMmio, IDmaInterruptSink, IDisposa
         else if (!wasEnabled && enable)
         {
             // The configuration the driver wrote while disabled becomes the engine's: both rings restart at 0.
-            Engine.ConfigureSubmissionRing(Volatile.Read(ref _sqBaseLatched), (uint)Volatile.Read(ref _sqSizeLatched));
-            Engine.ConfigureCompletionRing(Volatile.Read(ref _cqBaseLatched), (uint)Volatile.Read(ref _cqSizeLatched));
+            _dma.ConfigureEngine();
         }
     }
 
@@ -297,27 +249,6 @@ internal sealed class EduDevice : IPciDevice, IMmio, IDmaInterruptSink, IDisposa
         var ticket = Mmu.Tlb.InvalidateAll();
         lock (_tlbLock)
             _tlbPending.Add(ticket);
-    }
-
-    private void OnRingConfigWrite(Register register, ref ulong latched, ulong offset, ulong value)
-    {
-        if (IsEnabled)
-        {
-            register.Set(Volatile.Read(ref latched));
-            BadRegister(offset, value);
-            return;
-        }
-        Volatile.Write(ref latched, value);
-    }
-
-    private void OnSqDoorbell(ulong written, ulong value)
-    {
-        if (!IsEnabled)
-        {
-            BadRegister(SqTail, value);
-            return;
-        }
-        Engine.Doorbell((uint)value);
     }
 
     private void OnPageTableBaseWrite(ushort asid, ulong value)
@@ -361,10 +292,6 @@ internal sealed class EduDevice : IPciDevice, IMmio, IDmaInterruptSink, IDisposa
     private void OnRegisterReset()
     {
         Volatile.Write(ref _enabled, 0);
-        Volatile.Write(ref _sqBaseLatched, 0);
-        Volatile.Write(ref _sqSizeLatched, 0);
-        Volatile.Write(ref _cqBaseLatched, 0);
-        Volatile.Write(ref _cqSizeLatched, 0);
         for (ushort asid = 0; asid < Contexts; asid++)
             Roots.Clear(asid);
         var ticket = Mmu.Tlb.InvalidateAll();
@@ -387,26 +314,6 @@ internal sealed class EduDevice : IPciDevice, IMmio, IDmaInterruptSink, IDisposa
     private void ReportError(uint statusBit)
     {
         _status.SetBits(statusBit);
-        Signal(IntError);
-    }
-
-    // After an INT_MASK write: causes latched and no longer masked are sent again (level semantics), so a driver that
-    // masked a cause and unmasks it later does not lose the interrupt.
-    private void Resend(ulong mask)
-    {
-        ulong latched = _intStatus.Value & ~mask;
-        if ((latched & (IntDmaDone | IntResetDone)) != 0)
-            Msix.Raise(VectorDma);
-        if ((latched & IntError) != 0)
-            Msix.Raise(VectorError);
-    }
-
-    // Latches the cause and sends its vector unless INT_MASK holds it back. Never sleeps; any thread.
-    private void Signal(uint cause)
-    {
-        _intStatus.SetBits(cause);
-        if ((cause & ~(uint)_intMask.Value) == 0)
-            return;
-        Msix.Raise(cause == IntError ? VectorError : VectorDma);
+        _interrupts.Raise(IntError);
     }
 }

@@ -215,6 +215,34 @@ public sealed class RegisterFileTests
     }
 
     [Fact]
+    public void BusErrorHandler_BadReadAndBadWrite_CalledOnceEachAfterCounting()
+    {
+        var seen = new List<long>();
+        RegisterFile? f = null;
+        f = new RegisterFile("test.bar0", 0x100, onBusError: () => seen.Add(f!.BusErrors));
+        f.Define32(0x04, "CTRL", "Control.", readWrite: ~0u);
+
+        f.Read(0x44, 4);
+        f.Write(0x04, 2, 0xbeef);
+
+        Assert.Equal([1L, 2L], seen);
+    }
+
+    [Fact]
+    public void BusErrorHandler_GoodAccesses_NotCalled()
+    {
+        int calls = 0;
+        var f = new RegisterFile("test.bar0", 0x100, onBusError: () => calls++);
+        f.Define64(0x08, "BASE", "Base.", readWrite: ~0UL);
+
+        f.Write(0x08, 8, 1);
+        f.Write(0x0C, 4, 2);
+        f.Read(0x08, 8);
+
+        Assert.Equal(0, calls);
+    }
+
+    [Fact]
     public void Write_TwoByteAccessToRegister_IsDropped()
     {
         var f = NewFile();
