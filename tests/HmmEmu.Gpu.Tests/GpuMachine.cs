@@ -37,7 +37,7 @@ internal sealed class GpuMachine : IDisposable
 
     public static GpuMachine Create(SchedulerMode mode = SchedulerMode.Deterministic, ulong seed = 1,
         GpuModelOptions? model = null, ulong ramBytes = 64UL << 20, GpuDriverOptions? driver = null) =>
-        new(seed, mode, model ?? GpuModelOptions.Default with { VramBytes = 16UL << 20 }, ramBytes, driver);
+        new(seed, mode, model ?? GpuModelOptions.Default with { VramBytes = 4UL << 20 }, ramBytes, driver);
 
     /// <summary>
     /// Boots the machine (plug, bind), runs <paramref name="body"/> on a user thread of a fresh process with the GPU,

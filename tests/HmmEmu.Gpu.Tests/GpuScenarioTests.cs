@@ -5,42 +5,9 @@ using HmmEmu.Simulation;
 
 namespace HmmEmu.Gpu.Tests;
 
-// The scenarios, end to end: user code → driver → device model → HMM, results checked against the CPU.
+// End-to-end checks beyond the scenarios (those are in GpuScenarios): user code → driver → model → HMM.
 public sealed class GpuScenarioTests
 {
-    public static TheoryData<ulong> Seeds()
-    {
-        var data = new TheoryData<ulong>();
-        for (ulong s = 1; s <= 50; s++)
-            data.Add(s);
-        return data;
-    }
-
-    [Theory]
-    [MemberData(nameof(Seeds))]
-    public void Saxpy_FreshMemory_FirstTouchFaultsThenMatchesCpu(ulong seed)
-    {
-        using var m = GpuMachine.Create(seed: seed);
-        m.RunProcess("saxpy", (p, gpu) =>
-        {
-            const int n = 3 * 1024 + 17;             // not a whole number of pages
-            ulong x = p.MapAnonymous(n * 4UL), y = p.MapAnonymous(n * 4UL);
-            var xs = Enumerable.Range(0, n).Select(i => (float)((i * 7) % 101) - 50f).ToArray();
-            var ys = Enumerable.Range(0, n).Select(i => (float)((i * 13) % 37) * 0.5f).ToArray();
-            p.Write<float>(x, xs);
-            p.Write<float>(y, ys);
-            var ctx = gpu.Open(p);
-            Assert.Equal(GpuStatus.Success, ctx.Wait(ctx.Saxpy(y, x, n, 2.5f)));
-            var got = p.Read<float>(y, n);
-            for (int i = 0; i < n; i++)
-                Assert.Equal((2.5f * xs[i]) + ys[i], got[i]);
-            var stats = ctx.Stats;
-            Assert.True(stats.Faults > 0 && stats.Batches > 0, $"first touch must fault: {stats}");
-            Assert.True(stats.PagesMapped >= 2 * ((n * 4 + 4095) / 4096), $"every page of x and y gets mapped: {stats}");
-            ctx.Close();
-        });
-    }
-
     [Fact]
     public void Saxpy_SecondRun_NoNewFaults()
     {
@@ -101,105 +68,6 @@ public sealed class GpuScenarioTests
     }
 
     [Fact]
-    public void PingPong_CpuAndGpuAlternate_EachSeesTheOthersWrites()
-    {
-        using var m = GpuMachine.Create();
-        m.RunProcess("pingpong", (p, gpu) =>
-        {
-            const int n = 2048;
-            ulong ones = p.MapAnonymous(n * 4UL), acc = p.MapAnonymous(n * 4UL);
-            p.Write<float>(ones, Enumerable.Repeat(1f, n).ToArray());
-            p.Write<float>(acc, new float[n]);
-            var ctx = gpu.Open(p);
-            float expected = 0;
-            long faultsAfterFirstRound = -1;
-            for (int round = 0; round < 6; round++)
-            {
-                Assert.True(ctx.Wait(ctx.Saxpy(acc, ones, n, 1f)).IsOk);   // GPU: +1
-                expected += 1;
-                if (round == 0)
-                    faultsAfterFirstRound = ctx.Stats.Faults;
-                var v = p.Read<float>(acc, n);
-                Assert.All(v, e => Assert.Equal(expected, e));
-                for (int i = 0; i < n; i++)
-                    v[i] *= 2;                                                // CPU: ×2
-                p.Write<float>(acc, v);
-                expected *= 2;
-            }
-            Assert.All(p.Read<float>(acc, n), e => Assert.Equal(expected, e));
-            // CPU reads and writes of pages both map do not change the CPU's page table: the GPU keeps its mappings.
-            Assert.Equal(faultsAfterFirstRound, ctx.Stats.Faults);
-            Assert.Equal(0, ctx.Stats.Invalidations);
-        });
-    }
-
-    [Fact]
-    public void Munmap_WhileKernelUsesBuffer_ContextReportsCancelledFault()
-    {
-        using var m = GpuMachine.Create();
-        m.RunProcess("munmap", (p, gpu) =>
-        {
-            const int n = 64 * 1024;
-            ulong buf = p.MapAnonymous(n * 4UL);
-            var ctx = gpu.Open(p);
-            var fence = ctx.Fill(buf, n, 7);
-            Assert.Equal(Errno.Ok, p.Mm.Munmap(buf, n * 4UL));
-            var status = ctx.Wait(fence);
-            Assert.Equal(GpuContextError.FaultCancelled, status.Error);
-            Assert.InRange(status.Address, buf, buf + (n * 4UL) - 1);
-            Assert.Contains("not mapped", status.Message);
-            // The error is sticky; a new context of the same process works.
-            Assert.False(ctx.Synchronize().IsOk);
-            ulong other = p.MapAnonymous(4096);
-            var ctx2 = gpu.Open(p);
-            Assert.True(ctx2.Wait(ctx2.Fill(other, 1024, 9)).IsOk);
-            Assert.All(p.Read<uint>(other, 1024), v => Assert.Equal(9u, v));
-        });
-    }
-
-    [Fact]
-    public void Mprotect_ReadOnlyThenGpuWrite_CancelledWithPermissionError()
-    {
-        using var m = GpuMachine.Create();
-        m.RunProcess("mprotect", (p, gpu) =>
-        {
-            ulong buf = p.MapAnonymous(4 * 4096);
-            var ctx = gpu.Open(p);
-            Assert.True(ctx.Wait(ctx.Fill(buf, 4096, 1)).IsOk);    // mapped writable on the GPU
-            Assert.Equal(Errno.Ok, p.Mm.Mprotect(buf, 4 * 4096, Prot.Read));
-            Assert.False(ctx.HasMapping(buf), "mprotect must remove the GPU's writable mapping");
-            var status = ctx.Wait(ctx.Fill(buf, 4096, 2));
-            Assert.Equal(GpuContextError.FaultCancelled, status.Error);
-            Assert.Contains("does not allow a write", status.Message);
-            Assert.All(p.Read<uint>(buf, 4096), v => Assert.Equal(1u, v));
-        });
-    }
-
-    [Fact]
-    public void Fork_WhileKernelRuns_ChildKeepsItsCopy()
-    {
-        using var m = GpuMachine.Create();
-        m.RunProcess("fork", (p, gpu) =>
-        {
-            const int n = 16 * 1024;
-            ulong buf = p.MapAnonymous(n * 4UL);
-            p.Write<uint>(buf, Enumerable.Repeat(0xAAu, n).ToArray());
-            var ctx = gpu.Open(p);
-            var fence = ctx.Fill(buf, n, 0xBB);
-            var child = p.Fork();
-            Assert.True(ctx.Wait(fence).IsOk);
-            Assert.All(p.Read<uint>(buf, n), v => Assert.Equal(0xBBu, v));
-            var seen = child.Read<uint>(buf, n);
-            Assert.All(seen, v => Assert.True(v is 0xAA or 0xBB, $"child sees 0x{v:x}"));
-            // Later GPU writes of the parent never reach the child's copy.
-            Assert.True(ctx.Wait(ctx.Fill(buf, n, 0xCC)).IsOk);
-            Assert.Equal(seen, child.Read<uint>(buf, n));
-            Assert.All(p.Read<uint>(buf, n), v => Assert.Equal(0xCCu, v));
-            child.Exit();
-        });
-    }
-
-    [Fact]
     public void BadArguments_FailOnlyTheirContext()
     {
         using var m = GpuMachine.Create();
@@ -251,27 +119,5 @@ public sealed class GpuScenarioTests
             Assert.True(fresh.Wait(fresh.Fill(buf, 1024, 4)).IsOk);
             Assert.All(p.Read<uint>(buf, 1024), v => Assert.Equal(4u, v));
         });
-    }
-
-    [Fact]
-    public void Saxpy_ThreadedMode_Repeatedly()
-    {
-        for (int run = 0; run < 5; run++)
-        {
-            using var m = GpuMachine.Create(SchedulerMode.Threaded, seed: (ulong)run + 1);
-            m.RunProcess("threaded", (p, gpu) =>
-            {
-                const int n = 8 * 1024;
-                ulong x = p.MapAnonymous(n * 4UL), y = p.MapAnonymous(n * 4UL);
-                var xs = Enumerable.Range(0, n).Select(i => (float)(i % 17)).ToArray();
-                p.Write<float>(x, xs);
-                p.Write<float>(y, Enumerable.Repeat(3f, n).ToArray());
-                var ctx = gpu.Open(p);
-                Assert.True(ctx.Wait(ctx.Saxpy(y, x, n, -1f)).IsOk);
-                var got = p.Read<float>(y, n);
-                for (int i = 0; i < n; i++)
-                    Assert.Equal(3f - xs[i], got[i]);
-            });
-        }
     }
 }

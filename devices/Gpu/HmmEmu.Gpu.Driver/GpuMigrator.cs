@@ -144,16 +144,24 @@ internal sealed class GpuMigrator
     /// </summary>
     public VmFaultResult MigrateToRam(DeviceFault fault)
     {
-        ulong start = fault.Address & ~(PageSize - 1);
-        var args = NewArgs(fault.Vma, start, start + PageSize, MigrateSelect.DevicePrivate);
+        // The aligned fault-around window inside the VMA, as on the GPU side: a CPU streaming through memory the
+        // GPU left in VRAM takes one fault (and one copy batch) per window, not per page.
+        ulong window = (ulong)Math.Max(1, _device.Options.FaultWindowPages) * PageSize;
+        ulong page = fault.Address & ~(PageSize - 1);
+        ulong start = Math.Max(fault.Vma.Start, page / window * window);
+        ulong end = Math.Min(fault.Vma.End, start + window);
+        var args = NewArgs(fault.Vma, start, end, MigrateSelect.DevicePrivate);
         args.FaultPage = fault.Page;
         if (Migrate.VmaSetup(args) != Errno.Ok)
             return VmFaultResult.SigBus;
-        bool selected = (args.Src![0] & MigratePfn.Migrate) != 0;
+        ulong index = (page - start) / PageSize;
+        bool selected = (args.Src![index] & MigratePfn.Migrate) != 0;
         long moved = CopyBackAndFinish(args);
         Interlocked.Add(ref _cpuFaultPages, moved);
-        // Not selected: someone else moved it meanwhile, and the CPU fault simply retries.
-        return selected && moved == 0 ? VmFaultResult.Oom : VmFaultResult.Ok;
+        // Not selected: someone else moved it meanwhile, and the CPU fault simply retries. Selected but without a
+        // system page to go to: out of memory.
+        bool faultPageMoved = (args.Src[index] & MigratePfn.Migrate) != 0 && MigratePfn.ToPfn(args.Dst![index]) is not null;
+        return selected && !faultPageMoved ? VmFaultResult.Oom : VmFaultResult.Ok;
     }
 
     // migrate_vma_setup to VRAM (the device's mappings of the range are already gone), VRAM pages filled by the
