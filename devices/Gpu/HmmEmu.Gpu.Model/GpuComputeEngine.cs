@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Numerics;
 using Debug = System.Diagnostics.Debug;
 using System.Runtime.InteropServices;
 using HmmEmu.Hardware.Engines;
@@ -532,10 +533,27 @@ internal sealed class GpuComputeEngine : IDisposable
         float a = BitConverter.Int32BitsToSingle((int)(uint)cmd.Arg3);
         var xf = MemoryMarshal.Cast<byte, float>(xs);
         var yf = MemoryMarshal.Cast<byte, float>(ys);
-        for (int i = 0; i < yf.Length; i++)
-            yf[i] = (a * xf[i]) + yf[i];
+        SaxpySpan(a, xf, yf);
         p.Done += (ulong)yf.Length;
         return p.Done == cmd.Arg2 ? StepResult.Done : StepResult.Continue;
+    }
+
+    // y[i] = a·x[i] + y[i], whole vectors first: a multiply and an add per lane (no fused multiply-add), so every
+    // element rounds exactly as the scalar expression does.
+    private static void SaxpySpan(float a, ReadOnlySpan<float> x, Span<float> y)
+    {
+        int i = 0;
+        if (Vector.IsHardwareAccelerated && y.Length >= Vector<float>.Count)
+        {
+            var va = new Vector<float>(a);
+            var xv = MemoryMarshal.Cast<float, Vector<float>>(x[..y.Length]);
+            var yv = MemoryMarshal.Cast<float, Vector<float>>(y);
+            for (int v = 0; v < yv.Length; v++)
+                yv[v] = (va * xv[v]) + yv[v];
+            i = yv.Length * Vector<float>.Count;
+        }
+        for (; i < y.Length; i++)
+            y[i] = (a * x[i]) + y[i];
     }
 
     private StepResult ReduceSum(TranslationUse use, ushort ctx, in GpuCommand cmd, ref KernelProgress p, ref ulong cost)
