@@ -120,4 +120,54 @@ public sealed class GpuScenarioTests
             Assert.All(p.Read<uint>(buf, 1024), v => Assert.Equal(4u, v));
         });
     }
+
+    [Fact]
+    public void Launch_FourTimesMoreCommandsThanTheRingHolds_AllCompleteInOrder()
+    {
+        using var m = GpuMachine.Create();
+        m.RunProcess("overflow", (p, gpu) =>
+        {
+            const int launches = 4 * GpuDevice.CommandEntries;
+            ulong buf = p.MapAnonymous(launches * 4UL);
+            var ctx = gpu.Open(p);
+            GpuFence last = default;
+            for (int i = 0; i < launches; i++)
+                last = ctx.Fill(buf + ((ulong)i * 4), 1, (uint)i + 1);
+            Assert.Equal((ulong)launches, last.Value);
+            Assert.Equal(GpuStatus.Success, ctx.Wait(last));
+            var got = p.Read<uint>(buf, launches);
+            for (int i = 0; i < launches; i++)
+                Assert.Equal((uint)i + 1, got[i]);
+            Assert.Equal(launches, ctx.Stats.Launches);
+        });
+    }
+
+    [Fact]
+    public void DriverRemoved_WhileContextHasWork_WaitReportsErrorAndNothingThrows()
+    {
+        using var m = GpuMachine.Create();
+        GpuStatus status = default;
+        GpuContext? ctx = null;
+        m.Kernel.Run(() =>
+        {
+            m.Bus.Plug(GpuMachine.Slot, m.Model);
+            Assert.Equal(1, m.Bus.RegisterDriver(m.Driver));
+            var p = m.Kernel.CreateProcess("removed");
+            var gpu = m.Device;
+            p.StartThread("main", () =>
+            {
+                ulong buf = p.MapAnonymous(1UL << 20);
+                ctx = gpu.Open(p);
+                var fence = ctx.Fill(buf, (1UL << 20) / 4, 9);      // first-touch faults: still running below
+                m.Bus.UnregisterDriver(m.Driver);
+                status = ctx.Wait(fence);
+                p.Exit();
+            }).Join();
+            m.Kernel.SystemWorkQueue.Flush();
+        });
+        m.Kernel.AssertNoWarnings();
+        Assert.False(status.IsOk);
+        Assert.True(ctx!.IsClosed);
+        Assert.Equal(0, m.Bus.DmaPagesInUse);
+    }
 }

@@ -569,7 +569,7 @@ public sealed class GpuContext : IMmuIntervalNotifierOps
                 {
                     if (_notifier.ReadRetry(seq))
                         continue;
-                    return MapPage(va, pfn, PtePermissions.ReadWrite | PtePermissions.Atomic);
+                    return MapPage(va, pfn, PtePermissions.ReadWrite | PtePermissions.Atomic, _pt.LeafTable(va));
                 }
                 finally
                 {
@@ -610,6 +610,7 @@ public sealed class GpuContext : IMmuIntervalNotifierOps
     {
         _ptLock.AssertHeld("GpuContext.Commit");
         var pfns = range.HmmPfns;
+        Span<ulong> leaves = default;
         for (int i = 0; i < range.PageCount; i++)
         {
             ulong e = pfns[i];
@@ -618,8 +619,10 @@ public sealed class GpuContext : IMmuIntervalNotifierOps
             bool writable = (e & HmmPfn.Write) != 0;
             if (write && !writable)
                 return Errno.EPERM;
-            var err = MapPage(range.Start + ((ulong)i << PhysicalMemory.PageShift), HmmPfn.ToPfn(e),
-                writable ? PtePermissions.ReadWrite : PtePermissions.Read);
+            ulong va = range.Start + ((ulong)i << PhysicalMemory.PageShift);
+            if (i == 0 || (va & (DevicePageTable.LargePageSize - 1)) == 0)
+                leaves = _pt.LeafTable(va);          // one walk per 2 MiB region, not per page
+            var err = MapPage(va, HmmPfn.ToPfn(e), writable ? PtePermissions.ReadWrite : PtePermissions.Read, leaves);
             if (err != Errno.Ok)
                 return err;
         }
@@ -629,9 +632,12 @@ public sealed class GpuContext : IMmuIntervalNotifierOps
     // Maps one page: a new leaf gets its own DMA mapping; a leaf for the same page only changes its rights (and the
     // TLB entry that may cache the old rights is invalidated, or the replayed access would fault again).
     // Caller holds _ptLock.
-    private Errno MapPage(ulong va, ulong pfn, PtePermissions rights)
+    private Errno MapPage(ulong va, ulong pfn, PtePermissions rights, Span<ulong> leaves)
     {
-        var old = _pt.GetLeaf(va);
+        if (leaves.IsEmpty)
+            throw new InvalidOperationException($"GPU page table: no leaf table for 0x{va:x}; EnsureTables must run before the commit.");
+        ref ulong slot = ref leaves[(int)((va >> PhysicalMemory.PageShift) & (DevicePageTable.EntriesPerTable - 1))];
+        var old = new DevicePte(Volatile.Read(ref slot));
         ulong bus;
         var vram = _device.Vram;
         if (vram.Owns(pfn))
@@ -645,7 +651,7 @@ public sealed class GpuContext : IMmuIntervalNotifierOps
                     return Errno.Ok;           // never take rights away here (see below)
                 leaf = leaf.WithPermissions(old.Permissions | leaf.Permissions);
             }
-            _pt.SetLeaf(va, leaf);
+            Volatile.Write(ref slot, leaf.Value);
             if (old.IsValid)
             {
                 _device.InvalidateTlb(Id, va, va + PageSize);
@@ -662,7 +668,7 @@ public sealed class GpuContext : IMmuIntervalNotifierOps
             // invalidations are what take rights away.
             if ((old.Permissions | rights) == old.Permissions)
                 return Errno.Ok;
-            _pt.SetLeaf(va, DevicePte.Leaf(Aperture.System, old.Address, old.Permissions | rights));
+            Volatile.Write(ref slot, DevicePte.Leaf(Aperture.System, old.Address, old.Permissions | rights).Value);
             _device.InvalidateTlb(Id, va, va + PageSize);
             return Errno.Ok;
         }
@@ -670,7 +676,7 @@ public sealed class GpuContext : IMmuIntervalNotifierOps
         {
             // A different page is still mapped: an invalidation should have removed it first. Replace it safely.
             _kernel.Warn($"{this}: fault handler found 0x{va:x} mapped to another page; replacing it.");
-            _pt.SetLeaf(va, DevicePte.Invalid);
+            Volatile.Write(ref slot, DevicePte.Invalid.Value);
             _device.InvalidateTlb(Id, va, va + PageSize);
             if (old.Aperture == Aperture.System)
                 _device.Pci.DmaUnmapPage(old.Address);
@@ -678,7 +684,7 @@ public sealed class GpuContext : IMmuIntervalNotifierOps
         var err = _device.Pci.DmaMapPage(pfn, out bus);
         if (err != Errno.Ok)
             return err;
-        _pt.SetLeaf(va, DevicePte.Leaf(Aperture.System, bus, rights));
+        Volatile.Write(ref slot, DevicePte.Leaf(Aperture.System, bus, rights).Value);
         Interlocked.Increment(ref _pagesMapped);
         return Errno.Ok;
     }
@@ -713,8 +719,12 @@ public sealed class GpuContext : IMmuIntervalNotifierOps
     private GpuStatus CollectStatus()
     {
         var mine = Error;
-        if (!mine.IsOk || IsClosed || _device.IsRemoved)
-            return mine.IsOk ? new GpuStatus(GpuContextError.ContextInvalid, 0, "the context is closed.") : mine;
+        if (!mine.IsOk)
+            return mine;
+        if (_device.IsRemoved)
+            return new GpuStatus(GpuContextError.ContextInvalid, 0, "the GPU driver was unbound from the device; unfinished work is lost.");
+        if (IsClosed)
+            return new GpuStatus(GpuContextError.ContextInvalid, 0, "the context is closed.");
         uint status = _device.Bar.Read32(ContextBlock(Id) + CtxStatus);
         if ((GpuContextState)(status & 0x3) != GpuContextState.Error)
             return GpuStatus.Success;

@@ -320,9 +320,12 @@ public sealed class GpuDevice
     /// <summary>The bus address of context <paramref name="id"/>'s fence slot.</summary>
     internal ulong FenceAddress(ushort id) => _fences.BusAddress + (8UL * id);
 
-    /// <summary>The last fence value the device wrote for context <paramref name="id"/>.</summary>
+    /// <summary>
+    /// The last fence value the device wrote for context <paramref name="id"/>; after removal (the fence page goes back
+    /// to the bus) every fence counts as reached, and waiters look at the context's error.
+    /// </summary>
     internal ulong FenceValue(ushort id) =>
-        Volatile.Read(ref Unsafe.As<byte, ulong>(ref _fences.Span[8 * id]));
+        IsRemoved ? ulong.MaxValue : Volatile.Read(ref Unsafe.As<byte, ulong>(ref _fences.Span[8 * id]));
 
     /// <summary>Sleeps until <paramref name="done"/> holds; woken by the device's event interrupt. May sleep.</summary>
     internal void WaitEvent<TState>(TState state, Func<TState, bool> done) => _events.WaitEvent(state, done);

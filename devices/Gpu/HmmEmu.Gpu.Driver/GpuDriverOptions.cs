@@ -13,11 +13,17 @@ public sealed record GpuDriverOptions
     public int FaultGroupPages { get; init; } = 64;
 
     /// <summary>
-    /// The fault-around window in pages: a fault maps the whole aligned window around it that lies in the same VMA
-    /// (16 = 64 KiB, the size of a GPU's big-page TLB entry), so a kernel streaming through memory takes one fault per
-    /// window rather than per page. 1 maps only the faulting pages.
+    /// The GPU fault-around window in pages: a GPU fault maps the whole aligned window around it that lies in the same
+    /// VMA, so a kernel streaming through memory takes one fault round trip per window rather than per page. 512 (2 MiB)
+    /// is amdkfd's default SVM granularity; 1 maps only the faulting pages. It is also the unit of migrate-on-fault.
     /// </summary>
-    public int FaultWindowPages { get; init; } = 16;
+    public int FaultWindowPages { get; init; } = 512;
+
+    /// <summary>
+    /// The CPU fault-around window of <c>migrate_to_ram</c> in pages: a CPU touch of a VRAM page brings back the aligned
+    /// window around it inside the VMA (16 = 64 KiB). Smaller than the GPU's: the CPU pays for what it pulls back.
+    /// </summary>
+    public int CpuFaultWindowPages { get; init; } = 16;
 
     /// <summary>
     /// Migrate-on-fault: when one window of a context has faulted this many times (it was mapped, then invalidated,

@@ -146,7 +146,7 @@ internal sealed class GpuMigrator
     {
         // The aligned fault-around window inside the VMA, as on the GPU side: a CPU streaming through memory the
         // GPU left in VRAM takes one fault (and one copy batch) per window, not per page.
-        ulong window = (ulong)Math.Max(1, _device.Options.FaultWindowPages) * PageSize;
+        ulong window = (ulong)Math.Max(1, _device.Options.CpuFaultWindowPages) * PageSize;
         ulong page = fault.Address & ~(PageSize - 1);
         ulong start = Math.Max(fault.Vma.Start, page / window * window);
         ulong end = Math.Min(fault.Vma.End, start + window);

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using HmmEmu.Hardware.Memory;
 using HmmEmu.Hardware.Mmu;
 using HmmEmu.Kernel;
@@ -17,7 +18,7 @@ namespace HmmEmu.Gpu.Driver;
 /// </summary>
 /// <remarks>
 /// Locks: <c>_tableLock</c> (a mutex, never taken in an invalidate callback) serialises table creation;
-/// the owner's page-table lock serialises leaf updates (<see cref="SetLeaf"/>, <see cref="Zap"/>). Entries are written
+/// the owner's page-table lock serialises leaf updates (through <see cref="LeafTable"/>, and <see cref="Zap"/>). Entries are written
 /// with single 8-byte stores, so the device's walker sees either the old or the new entry.
 /// </remarks>
 internal sealed class GpuPageTable
@@ -110,20 +111,22 @@ internal sealed class GpuPageTable
     }
 
     /// <summary>
-    /// Stores <paramref name="leaf"/> for <paramref name="va"/>. The tables must exist (<see cref="EnsureTables"/>).
-    /// Caller holds the page-table lock. Never sleeps, never allocates.
+    /// The 512 leaf entries of the table that covers <paramref name="va"/>'s 2 MiB region, or an empty span if a table
+    /// on the way is missing (<see cref="EnsureTables"/> makes them). Lets a caller update many leaves of a region with
+    /// one walk; read and write the entries with <see cref="Volatile"/> (the device walks them concurrently). Caller
+    /// holds the page-table lock. Never sleeps, never allocates.
     /// </summary>
-    public void SetLeaf(ulong va, DevicePte leaf)
+    public Span<ulong> LeafTable(ulong va)
     {
         ulong table = _root.BusAddress;
         for (int level = Levels; level > 1; level--)
         {
             var entry = new DevicePte(Volatile.Read(ref Slot(table, level, va)));
             if (!entry.IsTable)
-                throw new InvalidOperationException($"GPU page table: no table on the way to 0x{va:x}; call EnsureTables for the range first.");
+                return default;
             table = entry.Address;
         }
-        Volatile.Write(ref Slot(table, 1, va), leaf.Value);
+        return MemoryMarshal.Cast<byte, ulong>(_tables[table].Span);
     }
 
     /// <summary>
