@@ -79,23 +79,26 @@ internal sealed class GpuCopyEngine
         if (pages.Count == 0)
             return Errno.Ok;
         _device.Kernel.MightSleep("GpuCopyEngine.Run");
+        var runs = Coalesce(pages);
         var bar = _device.Bar;
         using (_lock.Scoped())
         {
             int generation = _device.ResetGeneration;
-            for (int first = 0; first < pages.Count; first += Entries)
+            for (int first = 0; first < runs.Count; first += Entries)
             {
-                int n = Math.Min(Entries, pages.Count - first);
+                int n = Math.Min(Entries, runs.Count - first);
+                long bytes = 0;
                 for (int i = 0; i < n; i++)
                 {
-                    var (src, dst) = pages[first + i];
+                    var (src, dst, length) = runs[first + i];
                     var flags = i == n - 1 ? DmaFlags.InterruptOnCompletion : DmaFlags.None;
                     ulong cookie = ++_cookie;
                     var d = src == ZeroSource
-                        ? DmaDescriptor.FillBytes(dst, 0, (uint)PhysicalMemory.PageSize, cookie, flags)
-                        : DmaDescriptor.Copy(src, dst, (uint)PhysicalMemory.PageSize, cookie, flags);
+                        ? DmaDescriptor.FillBytes(dst, 0, length, cookie, flags)
+                        : DmaDescriptor.Copy(src, dst, length, cookie, flags);
                     d.Write(_sq.Span.Slice((int)(_sqTail & (Entries - 1)) * DmaDescriptor.Size, DmaDescriptor.Size));
                     _sqTail = (_sqTail + 1) & IndexMask;
+                    bytes += length;
                 }
                 bar.Write32(CeSqTail, _sqTail);
                 uint target = (_cqHead + (uint)n) & IndexMask;
@@ -115,10 +118,39 @@ internal sealed class GpuCopyEngine
                 Interlocked.Add(ref _descriptors, n);
                 if (!ok)
                     return Errno.EIO;
-                Interlocked.Add(ref _bytes, (long)n * PhysicalMemory.PageSize);
+                Interlocked.Add(ref _bytes, bytes);
             }
         }
         return Errno.Ok;
+    }
+
+    /// <summary>Descriptors submitted so far (one per run of contiguous pages).</summary>
+    public long Descriptors => Interlocked.Read(ref _descriptors);
+
+    // Merges pages whose source and destination both continue the previous page's (or that zero-fill a continuing
+    // destination) into one descriptor: VRAM comes from a lowest-first bitmap and buddy-allocated system pages are
+    // often contiguous, so a 2 MiB chunk is typically a handful of descriptors instead of 512.
+    private static List<(ulong Source, ulong Destination, uint Length)> Coalesce(IReadOnlyList<(ulong Source, ulong Destination)> pages)
+    {
+        const uint page = (uint)PhysicalMemory.PageSize;
+        const uint maxLength = 16u << 20;   // well below the engine's 64 MiB descriptor limit
+        var runs = new List<(ulong Source, ulong Destination, uint Length)>();
+        foreach (var (src, dst) in pages)
+        {
+            if (runs.Count > 0)
+            {
+                var (rs, rd, rl) = runs[^1];
+                bool zero = src == ZeroSource && rs == ZeroSource;
+                bool follows = dst == rd + rl && (zero || (src != ZeroSource && rs != ZeroSource && src == rs + rl));
+                if (follows && rl <= maxLength - page)
+                {
+                    runs[^1] = (rs, rd, rl + page);
+                    continue;
+                }
+            }
+            runs.Add((src, dst, page));
+        }
+        return runs;
     }
 
     /// <summary>The source value that means "fill the destination page with zeros".</summary>
