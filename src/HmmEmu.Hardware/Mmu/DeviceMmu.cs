@@ -36,7 +36,8 @@ public sealed class DeviceMmu : ITranslator
         options ??= DeviceMmuOptions.Default;
         _roots = roots;
         _walker = new PageTableWalker(system, vram, scheduler, options.WalkLevelNs);
-        _tlb = new DeviceTlb(scheduler, options.Name, options.TlbSets, options.TlbWays, options.UseSlots);
+        _tlb = new DeviceTlb(scheduler, options.Name, options.TlbSets, options.TlbWays, options.UseSlots,
+            options.WalkCacheEntries);
         _uses = _tlb.Uses;
     }
 
@@ -97,13 +98,36 @@ public sealed class DeviceMmu : ITranslator
         if (!_roots.TryGet(asid, out var root))
             return TranslationResult.Fail(TranslationStatus.OutOfRange);
         long sequence = _tlb.Sequence;
-        var walk = _walker.Walk(root, address, access);
+        var walk = Walk(root, asid, address, access, sequence);
         _tlb.CountWalk(faulted: !walk.IsOk);
         if (!walk.HasPage)
             return TranslationResult.Fail(walk.Status);
         // Cache the leaf even when this access lacks a right: the next access may not need it.
         _tlb.Fill(asid, vpn, walk.Page.Value, sequence);
         return Result(walk.Page.Value, address, need);
+    }
+
+    /// <summary>
+    /// Walks from the level-1 table the page-walk cache holds for the address's 2 MiB region when it holds one under
+    /// <paramref name="sequence"/> (read before the walk), else from the root, caching the level-1 table it reaches.
+    /// May yield.
+    /// </summary>
+    /// <remarks>
+    /// A cached table is used only while no invalidation has run since the walk that found it: a driver that changes or
+    /// frees a table invalidates afterwards (docs/hardware.md), and this use was recorded before the lookup, so the
+    /// invalidation also waits for a walk that passed the check just before it.
+    /// </remarks>
+    private WalkResult Walk(DevicePte root, ushort asid, ulong address, Access access, long sequence)
+    {
+        var cache = _tlb.WalkCache;
+        ulong region = address >> DevicePageTable.LargePageShift;
+        if (cache.TryLookup(asid, region, sequence, out var leafTable))
+            return _walker.WalkLeafTable(leafTable, address, access);
+        var walk = _walker.Walk(root, address, access, out leafTable);
+        // A table found by a walk that an invalidation raced would never match; do not let it evict a good one.
+        if (leafTable.IsValid && _tlb.Sequence == sequence)
+            cache.Fill(asid, region, leafTable, sequence);
+        return walk;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -3,7 +3,9 @@ namespace HmmEmu.Hardware.Mmu;
 /// <summary>The shape and costs of one engine's <see cref="DeviceMmu"/>.</summary>
 public sealed record DeviceMmuOptions
 {
-    /// <summary>The defaults: a 64 × 4 TLB (256 entries), 64 in-flight uses, 5 ns per page-walk read.</summary>
+    /// <summary>
+    /// The defaults: a 64 × 4 TLB (256 entries), an 8-entry page-walk cache, 64 in-flight uses, 5 ns per page-walk read.
+    /// </summary>
     public static DeviceMmuOptions Default { get; } = new();
 
     /// <summary>Name for wait reasons, traces and error messages (e.g. "gpu0.ce").</summary>
@@ -14,6 +16,12 @@ public sealed record DeviceMmuOptions
 
     /// <summary>TLB ways per set.</summary>
     public int TlbWays { get; init; } = 4;
+
+    /// <summary>
+    /// Level-1 tables the page-walk cache keeps (0 to 64; 0 turns it off), one per recently walked (asid, 2 MiB region):
+    /// a TLB miss in such a region reads one entry instead of four.
+    /// </summary>
+    public int WalkCacheEntries { get; init; } = DeviceTlb.DefaultWalkCacheEntries;
 
     /// <summary>
     /// In-flight translation uses the engine can hold at once. <see cref="DeviceMmu.BeginUse"/> waits for a slot when

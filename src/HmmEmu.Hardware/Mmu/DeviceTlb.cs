@@ -10,7 +10,8 @@ namespace HmmEmu.Hardware.Mmu;
 /// <summary>
 /// A set-associative device TLB, one per engine, tagged by address-space id, caching 4 KiB translations (a 2 MiB
 /// leaf is cached one 4 KiB page at a time). It also keeps the engine's in-flight translation uses, because an
-/// invalidation completes only when the uses that may hold a stale translation have ended.
+/// invalidation completes only when the uses that may hold a stale translation have ended, and the engine's
+/// <see cref="PageWalkCache"/> of level-1 tables, which every invalidation empties.
 /// </summary>
 /// <remarks>
 /// <para>
@@ -29,6 +30,9 @@ namespace HmmEmu.Hardware.Mmu;
 /// </remarks>
 public sealed class DeviceTlb
 {
+    /// <summary>The default number of level-1 tables the page-walk cache keeps.</summary>
+    public const int DefaultWalkCacheEntries = 8;
+
     private const ulong TagValid = 1UL << 63;
     private const int AsidBits = 16;
     private const ulong AsidMask = (1UL << AsidBits) - 1;
@@ -45,6 +49,7 @@ public sealed class DeviceTlb
     private readonly int _ways;
     private readonly Lock _lock = new();
     private readonly InFlightUses _uses;
+    private readonly PageWalkCache _walkCache;
     private readonly Scheduler _scheduler;
     private long _sequence;
 
@@ -61,9 +66,11 @@ public sealed class DeviceTlb
 
     /// <summary>
     /// Creates an empty TLB of <paramref name="sets"/> (a power of two) × <paramref name="ways"/> entries with a pool of
-    /// <paramref name="useSlots"/> in-flight uses, whose waits go through <paramref name="scheduler"/>.
+    /// <paramref name="useSlots"/> in-flight uses, whose waits go through <paramref name="scheduler"/>, and a page-walk
+    /// cache of <paramref name="walkCacheEntries"/> level-1 tables (0: none).
     /// </summary>
-    public DeviceTlb(Scheduler scheduler, string name, int sets = 64, int ways = 4, int useSlots = 64)
+    public DeviceTlb(Scheduler scheduler, string name, int sets = 64, int ways = 4, int useSlots = 64,
+        int walkCacheEntries = DefaultWalkCacheEntries)
     {
         ArgumentNullException.ThrowIfNull(scheduler);
         ArgumentException.ThrowIfNullOrEmpty(name);
@@ -81,6 +88,7 @@ public sealed class DeviceTlb
         _setMask = sets - 1;
         _ways = ways;
         _uses = new InFlightUses(useSlots, new SimWaitQueue(scheduler, "tlb " + name), "tlb " + name);
+        _walkCache = new PageWalkCache(walkCacheEntries);
     }
 
     /// <summary>The TLB's name (used in wait reasons, traces and error messages).</summary>
@@ -94,6 +102,9 @@ public sealed class DeviceTlb
 
     /// <summary>Total entries.</summary>
     public int Capacity => _entries.Length;
+
+    /// <summary>Level-1 tables the page-walk cache keeps at most (0: no page-walk cache).</summary>
+    public int WalkCacheCapacity => _walkCache.Capacity;
 
     /// <summary>Size of the in-flight use pool.</summary>
     public int UseSlots => _uses.Count;
@@ -123,11 +134,18 @@ public sealed class DeviceTlb
     public TlbStats Stats => new(
         Volatile.Read(ref _hits), Volatile.Read(ref _misses), Volatile.Read(ref _walks), Volatile.Read(ref _walkFaults),
         Volatile.Read(ref _fills), Volatile.Read(ref _fillsDiscarded), Volatile.Read(ref _evictions),
-        Volatile.Read(ref _invalidations), Volatile.Read(ref _entriesDropped), Volatile.Read(ref _invalidationWaits));
+        Volatile.Read(ref _invalidations), Volatile.Read(ref _entriesDropped), Volatile.Read(ref _invalidationWaits),
+        _walkCache.Hits, _walkCache.Misses);
 
     internal InFlightUses Uses => _uses;
 
-    /// <summary>The invalidation sequence; a fill passes back the value it read before walking.</summary>
+    /// <summary>The page-walk cache; its entries hold only under the <see cref="Sequence"/> they were filled at.</summary>
+    internal PageWalkCache WalkCache => _walkCache;
+
+    /// <summary>
+    /// The invalidation sequence; a fill passes back the value it read before walking, and the page-walk cache tags its
+    /// entries with it.
+    /// </summary>
     internal long Sequence => Volatile.Read(ref _sequence);
 
     /// <summary>Whether the TLB holds page <paramref name="address"/> of <paramref name="asid"/>, without counting a lookup.</summary>
@@ -178,7 +196,7 @@ public sealed class DeviceTlb
 
     /// <summary>
     /// Checks the structure: every valid entry sits in the set its page maps to, no page is cached twice, no set is
-    /// mid-change, and the use pool is consistent. For tests; call it when no thread is translating.
+    /// mid-change, the use pool and the page-walk cache are consistent. For tests; call it when no thread is translating.
     /// </summary>
     public void AssertInvariants()
     {
@@ -208,6 +226,7 @@ public sealed class DeviceTlb
             }
         }
         _uses.AssertInvariants();
+        _walkCache.AssertInvariants(Name);
     }
 
     /// <summary>
@@ -295,7 +314,7 @@ public sealed class DeviceTlb
         lock (_lock)
         {
             // Under the lock with the removal: a fill that walked before this point sees the new sequence and
-            // discards what it read.
+            // discards what it read, and every page-walk cache entry (tagged with an older sequence) stops matching.
             _sequence++;
             if (firstVpn <= MaxVpn)
             {

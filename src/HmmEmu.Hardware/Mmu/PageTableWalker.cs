@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using HmmEmu.Hardware.Memory;
 using HmmEmu.Hardware.Translation;
 using HmmEmu.Simulation;
@@ -63,10 +64,33 @@ public sealed class PageTableWalker
     /// <see cref="PageTableRoots"/> entry) for <paramref name="access"/>. May yield: charges
     /// <see cref="LevelNs"/> per entry read, after the reads, which in deterministic mode lets other threads run.
     /// </summary>
-    public WalkResult Walk(DevicePte root, ulong address, Access access)
+    public WalkResult Walk(DevicePte root, ulong address, Access access) => Walk(root, address, access, out _);
+
+    /// <summary>
+    /// <see cref="Walk(DevicePte, ulong, Access)"/>, also returning the level-1 table the walk reached (not valid when it
+    /// stopped above level 1), for the page-walk cache. May yield.
+    /// </summary>
+    internal WalkResult Walk(DevicePte root, ulong address, Access access, out LeafTablePointer leafTable)
     {
         ulong need = Rights.Required(access);
-        var result = WalkCore(root, address, need);
+        return Account(WalkCore(root, address, need, out leafTable));
+    }
+
+    /// <summary>
+    /// Finishes a walk of <paramref name="address"/> from the level-1 table a page-walk cache kept: reads only the
+    /// level-1 entry and reports exactly what a full walk through the same tables would, except <see cref="WalkResult.Reads"/>.
+    /// May yield: charges <see cref="LevelNs"/> for the one read.
+    /// </summary>
+    internal WalkResult WalkLeafTable(in LeafTablePointer leafTable, ulong address, Access access)
+    {
+        Debug.Assert(leafTable.Entry.IsTable && address < DevicePageTable.VirtualAddressLimit);
+        ulong need = Rights.Required(access);
+        return Account(WalkFrom(1, leafTable.Entry, 2, leafTable.EntryAperture, leafTable.EntryAddress, address, need,
+            out _));
+    }
+
+    private WalkResult Account(WalkResult result)
+    {
         Interlocked.Increment(ref _walks);
         Interlocked.Add(ref _reads, result.Reads);
         if (!result.IsOk)
@@ -76,21 +100,26 @@ public sealed class PageTableWalker
         return result;
     }
 
-    private WalkResult WalkCore(DevicePte root, ulong address, ulong need)
+    private WalkResult WalkCore(DevicePte root, ulong address, ulong need, out LeafTablePointer leafTable)
     {
+        leafTable = default;
         if (address >= DevicePageTable.VirtualAddressLimit)
             return new(TranslationStatus.OutOfRange, 0, root, Aperture.System, 0, 0, default);
         if (!root.IsValid)
             return new(TranslationStatus.NotPresent, 0, root, Aperture.System, 0, 0, default);
         if (!IsTablePointer(root))
             return new(TranslationStatus.BadTable, 0, root, Aperture.System, 0, 0, default);
+        return WalkFrom(DevicePageTable.Levels, root, 0, Aperture.System, 0, address, need, out leafTable);
+    }
 
-        var table = root;
-        int pointerLevel = 0;
-        var pointerAperture = Aperture.System;
-        ulong pointerAddress = 0;
+    // Walks from the table that `table` (read at pointerLevel, from pointerAperture:pointerAddress) points to, which
+    // sits at startLevel. leafTable is set once a level-1 entry has been read.
+    private WalkResult WalkFrom(int startLevel, DevicePte table, int pointerLevel, Aperture pointerAperture,
+        ulong pointerAddress, ulong address, ulong need, out LeafTablePointer leafTable)
+    {
+        leafTable = default;
         int reads = 0;
-        for (int level = DevicePageTable.Levels; level >= 1; level--)
+        for (int level = startLevel; level >= 1; level--)
         {
             var port = PortFor(table.Aperture);
             ulong entryAddress = DevicePageTable.EntryAddress(table.Address, level, address);
@@ -100,6 +129,8 @@ public sealed class PageTableWalker
                 return new(TranslationStatus.BadTable, pointerLevel, table, pointerAperture, pointerAddress, reads, default);
             }
             reads++;
+            if (level == 1)
+                leafTable = new LeafTablePointer(table, pointerAperture, pointerAddress);
             var entry = new DevicePte(raw);
             if (!entry.IsValid)
                 return new(TranslationStatus.NotPresent, level, entry, table.Aperture, entryAddress, reads, default);

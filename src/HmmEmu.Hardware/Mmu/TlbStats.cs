@@ -11,6 +11,8 @@ namespace HmmEmu.Hardware.Mmu;
 /// <param name="Invalidations">Invalidation commands (page, range, id or all).</param>
 /// <param name="EntriesDropped">Valid entries removed by invalidations.</param>
 /// <param name="InvalidationWaits">Invalidations that had to wait for at least one in-flight use.</param>
+/// <param name="WalkCacheHits">Walks that started from a level-1 table in the page-walk cache (one entry read).</param>
+/// <param name="WalkCacheMisses">Walks that found no usable cached table and read from the root.</param>
 public readonly record struct TlbStats(
     long Hits,
     long Misses,
@@ -21,7 +23,9 @@ public readonly record struct TlbStats(
     long Evictions,
     long Invalidations,
     long EntriesDropped,
-    long InvalidationWaits)
+    long InvalidationWaits,
+    long WalkCacheHits,
+    long WalkCacheMisses)
 {
     /// <summary>Hits over lookups, or 0 before the first lookup.</summary>
     public double HitRate => Hits + Misses == 0 ? 0 : (double)Hits / (Hits + Misses);
