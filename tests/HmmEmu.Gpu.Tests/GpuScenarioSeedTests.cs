@@ -1,3 +1,4 @@
+using HmmEmu.Gpu.Driver;
 using HmmEmu.Simulation;
 
 namespace HmmEmu.Gpu.Tests;
@@ -10,22 +11,33 @@ public sealed class GpuScenarioSeedTests
     private const int DeterministicSeeds = 50;
     private const int ThreadedRuns = 3;
 
-    public static TheoryData<string> Names() => [.. GpuScenarios.All.Keys];
-
-    [Theory]
-    [MemberData(nameof(Names))]
-    public void Scenario_DeterministicMode_HoldsForEverySeed(string name)
+    /// <summary>Every scenario under both placement policies: migrate on the first GPU fault (the driver's default)
+    /// and map system memory, migrating only on prefetch.</summary>
+    public static TheoryData<string, bool> Names()
     {
-        for (ulong seed = 1; seed <= DeterministicSeeds; seed++)
-            RunOnce(name, SchedulerMode.Deterministic, seed);
+        var data = new TheoryData<string, bool>();
+        foreach (string name in GpuScenarios.All.Keys)
+        {
+            data.Add(name, true);
+            data.Add(name, false);
+        }
+        return data;
     }
 
     [Theory]
     [MemberData(nameof(Names))]
-    public void Scenario_ThreadedMode_HoldsRepeatedly(string name)
+    public void Scenario_DeterministicMode_HoldsForEverySeed(string name, bool migrateOnFault)
+    {
+        for (ulong seed = 1; seed <= DeterministicSeeds; seed++)
+            RunOnce(name, migrateOnFault, SchedulerMode.Deterministic, seed);
+    }
+
+    [Theory]
+    [MemberData(nameof(Names))]
+    public void Scenario_ThreadedMode_HoldsRepeatedly(string name, bool migrateOnFault)
     {
         for (ulong run = 1; run <= ThreadedRuns; run++)
-            RunOnce(name, SchedulerMode.Threaded, run);
+            RunOnce(name, migrateOnFault, SchedulerMode.Threaded, run);
     }
 
     [Fact]
@@ -38,20 +50,22 @@ public sealed class GpuScenarioSeedTests
         Assert.NotEqual(first, other);
     }
 
-    private static void RunOnce(string name, SchedulerMode mode, ulong seed)
+    private static void RunOnce(string name, bool migrateOnFault, SchedulerMode mode, ulong seed)
     {
         try
         {
-            using var m = GpuMachine.Create(mode, seed);
+            var driver = GpuDriverOptions.Default with { MigrateAfterFaults = migrateOnFault ? 1 : 0 };
+            using var m = GpuMachine.Create(mode, seed, driver: driver);
             m.RunProcess(name, GpuScenarios.All[name]);
         }
         catch (Exception e)
         {
-            throw new InvalidOperationException($"Scenario {name} failed in {mode} mode with seed {seed} (replay: that seed alone).", e);
+            throw new InvalidOperationException(
+                $"Scenario {name} failed in {mode} mode with seed {seed}, migrate-on-fault {migrateOnFault} (replay: that seed alone).", e);
         }
     }
 
-    private static ulong TraceHash(Action<HmmEmu.Kernel.Process, Driver.GpuDevice> body, ulong seed)
+    private static ulong TraceHash(Action<HmmEmu.Kernel.Process, GpuDevice> body, ulong seed)
     {
         using var m = GpuMachine.Create(seed: seed);
         m.RunProcess("trace", body);

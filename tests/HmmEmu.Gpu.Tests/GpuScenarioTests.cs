@@ -52,7 +52,7 @@ public sealed class GpuScenarioTests
 
             ulong counters = p.MapAnonymous(64 * 8);
             p.Write<ulong>(counters, Enumerable.Range(0, 64).Select(i => (ulong)i).ToArray());
-            Assert.True(ctx.Wait(ctx.AtomicAdd(counters, 64, 1000)).IsOk);
+            Assert.Equal(GpuStatus.Success, ctx.Wait(ctx.AtomicAdd(counters, 64, 1000)));
             Assert.Equal(Enumerable.Range(0, 64).Select(i => (ulong)i + 1000).ToArray(), p.Read<ulong>(counters, 64));
 
             // A linked list across pages: node i points to node (i * 37 + 11) % 512, 8 KiB-ish apart.

@@ -121,4 +121,24 @@ public sealed class GpuVramTests
             child.Exit();
         });
     }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    public void StreamingKernel_NextWindowIsMappedAhead_FewerFaultRoundTrips(int migrateAfterFaults)
+    {
+        var driver = GpuDriverOptions.Default with { FaultWindowPages = 16, MigrateAfterFaults = migrateAfterFaults };
+        using var m = GpuMachine.Create(driver: driver);
+        m.RunProcess("fault-ahead", (p, gpu) =>
+        {
+            const int windows = 16;                                    // 16 windows of 64 KiB
+            ulong buf = p.MapAnonymous(windows * 64 * 1024);
+            var ctx = gpu.Open(p);
+            Assert.Equal(GpuStatus.Success, ctx.Wait(ctx.Fill(buf, windows * 16 * 1024, 0x3C)));
+            var s = ctx.Stats;
+            Assert.True(s.AheadWindows > 0, $"a streaming kernel gets windows mapped ahead: {s}");
+            Assert.True(s.Batches < windows, $"fewer fault round trips than windows: {s}");
+            Assert.All(p.Read<uint>(buf, windows * 16 * 1024), v => Assert.Equal(0x3Cu, v));
+        });
+    }
 }

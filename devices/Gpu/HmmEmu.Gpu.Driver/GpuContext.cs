@@ -53,6 +53,8 @@ public sealed class GpuContext : IMmuIntervalNotifierOps
     private long _pagesZapped;
     private long _migratedToVram;
     private long _migratedToSystem;
+    private long _aheadWindows;
+    private ulong _lastFaultWindow = ulong.MaxValue - 1;   // fault work queue only
     private readonly Dictionary<ulong, int> _windowFaults = [];   // migrate-on-fault counters; fault work queue only
 
     // The placeholder for an id being set up.
@@ -108,7 +110,7 @@ public sealed class GpuContext : IMmuIntervalNotifierOps
         Interlocked.Read(ref _launches), Interlocked.Read(ref _faults), Interlocked.Read(ref _faultGroups),
         Interlocked.Read(ref _batches), Interlocked.Read(ref _cancels), Interlocked.Read(ref _pagesMapped),
         Interlocked.Read(ref _invalidations), Interlocked.Read(ref _pagesZapped),
-        Interlocked.Read(ref _migratedToVram), Interlocked.Read(ref _migratedToSystem));
+        Interlocked.Read(ref _migratedToVram), Interlocked.Read(ref _migratedToSystem), Interlocked.Read(ref _aheadWindows));
 
     /// <summary>Device page-table leaves now valid (takes the page-table lock; for tests). May sleep.</summary>
     public bool HasMapping(ulong address)
@@ -378,8 +380,14 @@ public sealed class GpuContext : IMmuIntervalNotifierOps
                 return err;
             if (access == GpuFaultAccess.Atomic)
             {
+                // Pages in our VRAM are mapped with the atomic right by the ordinary path; only system pages need
+                // make_device_exclusive (which would pull a VRAM page back to system memory first).
+                err = ResolveRange(start, end, write: true);
                 for (ulong va = start; va < end && err == Errno.Ok; va += PageSize)
-                    err = ResolveAtomic(va);
+                {
+                    if (!HasAtomicMapping(va))
+                        err = ResolveAtomic(va);
+                }
                 return err;
             }
             return ResolveRange(start, end, write: access == GpuFaultAccess.Write);
@@ -423,6 +431,20 @@ public sealed class GpuContext : IMmuIntervalNotifierOps
         _windowFaults.Remove(key);
         return true;
     }
+
+    /// <summary>
+    /// Records that window <paramref name="window"/> faulted and says whether it directly follows the window that
+    /// faulted before (a kernel streaming through memory). Returns true. Fault work queue only.
+    /// </summary>
+    internal bool NoteFaultWindow(ulong window, out bool streaming)
+    {
+        streaming = window == _lastFaultWindow + 1;
+        _lastFaultWindow = window;
+        return true;
+    }
+
+    /// <summary>Counts a window mapped ahead of the device.</summary>
+    internal void CountAhead() => Interlocked.Increment(ref _aheadWindows);
 
     /// <summary>Counts pages this context's own migrations moved.</summary>
     internal void CountMigrated(long toVram, long toSystem)
@@ -582,6 +604,12 @@ public sealed class GpuContext : IMmuIntervalNotifierOps
                 mem.PutPage(pfn);
             }
         }
+    }
+
+    private bool HasAtomicMapping(ulong va)
+    {
+        using (_ptLock.Scoped())
+            return (_pt.GetLeaf(va).Permissions & PtePermissions.Atomic) != 0;
     }
 
     private bool HasReadOnlyVramPage(HmmRange range)

@@ -11,6 +11,7 @@ namespace HmmEmu.Gpu.Driver;
 /// <param name="PagesZapped">Device page-table leaves removed by invalidations and by the driver before migrating.</param>
 /// <param name="MigratedToVram">Pages this context's prefetches and migrate-on-fault moved to VRAM.</param>
 /// <param name="MigratedToSystem">Pages this context's prefetches moved back to system memory.</param>
+/// <param name="AheadWindows">Fault windows mapped ahead of a kernel streaming through memory (fault-ahead).</param>
 public readonly record struct GpuContextStats(
     long Launches, long Faults, long FaultGroups, long Batches, long Cancels, long PagesMapped, long Invalidations, long PagesZapped,
-    long MigratedToVram, long MigratedToSystem);
+    long MigratedToVram, long MigratedToSystem, long AheadWindows);

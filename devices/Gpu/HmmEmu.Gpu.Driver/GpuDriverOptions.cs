@@ -26,10 +26,19 @@ public sealed record GpuDriverOptions
     public int CpuFaultWindowPages { get; init; } = 16;
 
     /// <summary>
-    /// Migrate-on-fault: when one window of a context has faulted this many times (it was mapped, then invalidated,
-    /// and is faulting again), its pages move to VRAM before it is mapped again. 0 turns it off.
+    /// Migrate-on-fault: when one window of a context has faulted this many times, its pages move to VRAM before it is
+    /// mapped. 1 (the default) migrates on the first GPU fault, as CUDA's unified memory places a page where it is
+    /// touched; a higher value maps system memory first and moves only windows the GPU keeps faulting on (after
+    /// invalidations); 0 never migrates on faults (only <c>Prefetch</c> does).
     /// </summary>
-    public int MigrateAfterFaults { get; init; } = 3;
+    public int MigrateAfterFaults { get; init; } = 1;
+
+    /// <summary>
+    /// Fault-ahead: when a context's faults walk through memory window after window, the fault handler maps this many
+    /// following windows (inside the same VMA) right after the replay, while the device works on the current one.
+    /// 0 turns it off.
+    /// </summary>
+    public int FaultAheadWindows { get; init; } = 1;
 
     /// <summary>How long one group may keep retrying <c>RangeFault</c> on EBUSY before it is cancelled (HMM_RANGE_DEFAULT_TIMEOUT).</summary>
     public ulong RangeTimeoutNs { get; init; } = 1_000_000_000;

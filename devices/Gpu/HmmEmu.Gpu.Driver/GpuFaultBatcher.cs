@@ -17,6 +17,7 @@ internal sealed class GpuFaultBatcher(GpuDevice device)
     private readonly List<(ushort Context, ulong Page, GpuFaultAccess Access)> _faults = [];
     private readonly SortedSet<ushort> _cancel = [];
     private readonly Dictionary<ushort, (int Records, int Groups)> _perContext = [];
+    private readonly List<(GpuContext Context, ulong Next, GpuFaultAccess Access)> _ahead = [];
 
     /// <summary>Resolves <paramref name="batch"/> and replays (or cancels) every fault in it. May sleep.</summary>
     public void Resolve(List<GpuFaultRecord> batch)
@@ -24,6 +25,7 @@ internal sealed class GpuFaultBatcher(GpuDevice device)
         _faults.Clear();
         _cancel.Clear();
         _perContext.Clear();
+        _ahead.Clear();
         foreach (var r in batch)
         {
             var access = r.Access is GpuFaultAccess.Read or GpuFaultAccess.Write or GpuFaultAccess.Atomic ? r.Access : GpuFaultAccess.Atomic;
@@ -69,6 +71,13 @@ internal sealed class GpuFaultBatcher(GpuDevice device)
                 ctx?.NoteCancelled(start, access, err);
                 _cancel.Add(context);
             }
+            else if (ctx!.NoteFaultWindow((end - 1) / Window, out bool streaming) && streaming)
+            {
+                if (_ahead.Count > 0 && _ahead[^1].Context == ctx)
+                    _ahead[^1] = (ctx, ((end - 1) / Window + 1) * Window, access);
+                else
+                    _ahead.Add((ctx, ((end - 1) / Window + 1) * Window, access));
+            }
         }
 
         foreach (var (context, counts) in _perContext)   // order-independent: per-context counters only
@@ -76,6 +85,42 @@ internal sealed class GpuFaultBatcher(GpuDevice device)
         foreach (ushort context in _cancel)               // ascending
             device.CancelFaults(context);
         device.ReplayFaults();
+
+        // Fault-ahead: a context walking through memory window after window gets its next window mapped now, while
+        // the device works on this one, instead of after the next fault's round trip (UVM's prefetching, simplest form).
+        if (device.Options.FaultAheadWindows > 0)
+        {
+            foreach (var (ctx, next, access) in _ahead)
+            {
+                if (!_cancel.Contains(ctx.Id))
+                    ResolveAhead(ctx, next, access);
+            }
+        }
+    }
+
+    private ulong Window => (ulong)Math.Max(1, device.Options.FaultWindowPages) << PageShift;
+
+    // Maps (and, on the first-fault migration policy, migrates) the window at next, if it lies in the VMA that holds
+    // the window before it. Best effort: nothing is cancelled if it fails, the device will simply fault there.
+    private void ResolveAhead(GpuContext ctx, ulong next, GpuFaultAccess access)
+    {
+        var options = device.Options;
+        ulong window = Window;
+        for (int k = 0; k < options.FaultAheadWindows; k++, next += window)
+        {
+            using (device.Migrator.Lock())
+            {
+                ulong end = Math.Min(next + window, ctx.VmaEndOf(next - 1));
+                if (next >= end || ctx.VmaStartOf(next) > next - 1 || ctx.IsClosed)
+                    return;
+                if (options.MigrateAfterFaults == 1
+                    && device.Migrator.ToVramLocked(ctx, next, end, out long moved) == Errno.Ok)
+                    ctx.CountMigrated(moved, 0);
+                if (ctx.ResolveFault(next, end, access == GpuFaultAccess.Atomic ? GpuFaultAccess.Write : access, window) != Errno.Ok)
+                    return;
+                ctx.CountAhead();
+            }
+        }
     }
 
     // One group under the migration lock: migrate its window to VRAM first if it keeps faulting, then map it.

@@ -24,6 +24,7 @@ internal sealed class GpuVram : IDevicePagemapOps
     private readonly long[] _blockTick;     // under _lock
     private long _tick;                     // under _lock
     private int _free;                      // under _lock
+    private int _firstFreeWord;             // no free page below this bitmap word; under _lock
 
     public GpuVram(GpuDevice device, int pages)
     {
@@ -61,24 +62,28 @@ internal sealed class GpuVram : IDevicePagemapOps
     /// <summary>The VRAM byte offset of page <paramref name="pfn"/>.</summary>
     public ulong OffsetOf(ulong pfn) => (pfn - Pagemap.FirstPfn) << PhysicalMemory.PageShift;
 
-    /// <summary>Takes the lowest free page and hands it to the kernel (referenced and locked). False if VRAM is full. Never sleeps.</summary>
+    /// <summary>Takes the lowest free page (amortised O(1): the scan starts at the first word with a free page) and hands it to the kernel (referenced and locked). False if VRAM is full. Never sleeps.</summary>
     public bool TryAlloc(out ulong pfn)
     {
         pfn = 0;
         int index = -1;
         using (_lock.Scoped())
         {
-            for (int w = 0; w < _freeMap.Length; w++)
+            for (int w = _firstFreeWord; w < _freeMap.Length; w++)
             {
                 if (_freeMap[w] == 0)
                     continue;
                 int bit = System.Numerics.BitOperations.TrailingZeroCount(_freeMap[w]);
                 _freeMap[w] &= ~(1UL << bit);
                 index = (w << 6) + bit;
+                _firstFreeWord = w;
                 break;
             }
             if (index < 0)
+            {
+                _firstFreeWord = _freeMap.Length;
                 return false;
+            }
             _free--;
             int block = index / BlockPages;
             _blockUsed[block]++;
@@ -129,6 +134,7 @@ internal sealed class GpuVram : IDevicePagemapOps
         using (_lock.Scoped())
         {
             _freeMap[index >> 6] |= 1UL << (index & 63);
+            _firstFreeWord = Math.Min(_firstFreeWord, index >> 6);
             _free++;
             _blockUsed[index / BlockPages]--;
         }

@@ -14,7 +14,8 @@ namespace HmmEmu.Benchmarks.Gpu;
 /// the untouched buffer (device pages allocated and mapped on the GPU), then the launch, both measured.
 /// <see cref="FillPrefetched"/> (the baseline): the launch alone over the buffer already prefetched to VRAM.
 /// </summary>
-[SimpleJob(launchCount: 1, warmupCount: 1, iterationCount: 6)]
+[MedianColumn]
+[SimpleJob(launchCount: 1, warmupCount: 1, iterationCount: 8)]
 public class GpuFirstTouchBenchmarks
 {
     private const ulong Bytes = 256UL << 20;
