@@ -1,4 +1,3 @@
-using HmmEmu.Kernel;
 using HmmEmu.Kernel.Locking;
 using HmmEmu.Kernel.Memory;
 using HmmEmu.Kernel.Migration;
