@@ -13,10 +13,12 @@ public sealed partial class GpuContext
     /// <summary>
     /// Maps [<paramref name="start"/>, <paramref name="end"/>) for <paramref name="access"/>: the read_begin /
     /// range_fault / lock / read_retry / commit loop (atomics through make_device_exclusive, page by page). Returns
-    /// EFAULT or EPERM when the process cannot give that access (the caller cancels the fault). May sleep.
+    /// EFAULT or EPERM when the process cannot give that access (the caller cancels the fault). Caller holds the
+    /// migration lock (so the context cannot be torn down meanwhile). May sleep.
     /// </summary>
     internal Errno ResolveFault(ulong start, ulong end, GpuFaultAccess access, ulong windowBytes = 0)
     {
+        _device.Migrator.AssertLockHeld("GpuContext.ResolveFault");
         if (IsClosed || Volatile.Read(ref _mmGone) != 0)
             return Errno.EFAULT;
         if (end > Mm.TaskSize || end <= start)

@@ -113,7 +113,7 @@ public sealed partial class GpuContext : IMmuIntervalNotifierOps
     public bool HasMapping(ulong address)
     {
         using (_ptLock.Scoped())
-            return _pt.GetLeaf(address).IsValid;
+            return !IsClosed && _pt.GetLeaf(address).IsValid;
     }
 
     internal static GpuContext Reserved { get; } = new();
@@ -214,6 +214,8 @@ public sealed partial class GpuContext : IMmuIntervalNotifierOps
         ulong end = start + length;
         using (_device.Migrator.Lock())
         {
+            if (IsClosed)
+                return Errno.EFAULT;        // closed meanwhile (the process is exiting)
             long moved;
             Errno err;
             if (target == GpuMemoryTarget.Vram)
@@ -274,15 +276,20 @@ public sealed partial class GpuContext : IMmuIntervalNotifierOps
             _device.WaitEvent(this, static c => c.AllFencesDone());
         }
         _notifier.Remove();
-        using (_ptLock.Scoped())
+        // Under the migration lock, which every fault resolution, fault-ahead and migration of this context holds
+        // while it uses the page table: one running now finishes first, and every later one sees IsClosed and stops.
+        using (_device.Migrator.Lock())
         {
-            _zapped.Clear();
-            _pt.Zap(0, Mm.TaskSize, _zapped);
-            // Always, even with no leaf left: a walk still in flight may be reading the table pages freed below.
-            _device.InvalidateTlb(Id, 0, Mm.TaskSize);
-            UnmapZapped();
+            using (_ptLock.Scoped())
+            {
+                _zapped.Clear();
+                _pt.Zap(0, Mm.TaskSize, _zapped);
+                // Always, even with no leaf left: a walk still in flight may be reading the table pages freed below.
+                _device.InvalidateTlb(Id, 0, Mm.TaskSize);
+                UnmapZapped();
+            }
+            _pt.Destroy();
         }
-        _pt.Destroy();
         _device.ReleaseContextId(Id);
         _device.WakeEvents();
     }

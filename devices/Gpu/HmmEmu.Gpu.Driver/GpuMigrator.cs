@@ -55,6 +55,9 @@ internal sealed class GpuMigrator
     /// <summary>Takes the migration lock (fault groups and driver-initiated migrations). May sleep.</summary>
     public LockScope Lock() => _lock.Scoped();
 
+    /// <summary>Throws unless the calling thread holds the migration lock (<paramref name="requiredBy"/> names the caller).</summary>
+    public void AssertLockHeld(string requiredBy) => _lock.AssertHeld(requiredBy);
+
     /// <summary>Whether the calling thread is inside this driver's own to-VRAM migrate_vma_setup.</summary>
     public bool InOwnMigrationToVram => _lock.IsHeldByCurrentThread && _toVram;
 
@@ -68,6 +71,8 @@ internal sealed class GpuMigrator
     {
         _lock.AssertHeld("GpuMigrator.ToVramLocked");
         moved = 0;
+        if (ctx.IsClosed)
+            return Errno.EFAULT;            // its page table is gone (Close holds this lock while it frees it)
         var mm = ctx.Process.Mm;
         if (!mm.MmGetNotZero())
             return Errno.EFAULT;
@@ -109,6 +114,8 @@ internal sealed class GpuMigrator
     {
         _lock.AssertHeld("GpuMigrator.ToSystemLocked");
         moved = 0;
+        if (ctx.IsClosed)
+            return Errno.EFAULT;            // its page table is gone (Close holds this lock while it frees it)
         var mm = ctx.Process.Mm;
         if (!mm.MmGetNotZero())
             return Errno.EFAULT;

@@ -195,7 +195,13 @@ internal sealed class GpuPageTable
 
     private ref ulong SlotAt(ulong table, int index)
     {
-        var span = _tables[table].Span;
+        if (!_tables.TryGetValue(table, out var page))
+        {
+            throw new InvalidOperationException(
+                $"GPU page table: table 0x{table:x} is not one of this context's (destroyed: {Volatile.Read(ref _destroyed) != 0}). " +
+                "Use the table only under the migration lock, and not after Destroy.");
+        }
+        var span = page.Span;
         return ref Unsafe.As<byte, ulong>(ref span[index * DevicePageTable.EntrySize]);
     }
 }
