@@ -170,4 +170,58 @@ public sealed class GpuScenarioTests
         Assert.True(ctx!.IsClosed);
         Assert.Equal(0, m.Bus.DmaPagesInUse);
     }
+
+    [Fact]
+    public void ContextId_ReusedAfterClose_FencesOfTheNewContextAreItsOwn()
+    {
+        using var m = GpuMachine.Create();
+        m.RunProcess("reuse", (p, gpu) =>
+        {
+            ulong small = p.MapAnonymous(4096);
+            var first = gpu.Open(p);
+            for (int i = 0; i < 5; i++)
+                first.Fill(small, 1, (uint)i);
+            Assert.Equal(GpuStatus.Success, first.Synchronize());
+            ushort id = first.Id;
+            first.Close();
+
+            const ulong bytes = 1UL << 20;
+            ulong buf = p.MapAnonymous(bytes);
+            var second = gpu.Open(p);
+            Assert.Equal(id, second.Id);                       // the lowest free id: the same slot in the fence page
+            // The slot still holds the first context's last value (5): a count restarting at 1 would be done at once.
+            Assert.Equal(GpuStatus.Success, second.Wait(second.Fill(buf, bytes / 4, 0x11)));
+            Assert.All(p.Read<uint>(buf, (int)(bytes / 4)), v => Assert.Equal(0x11u, v));
+        });
+    }
+
+    [Fact]
+    public void DriverRemoved_WithPagesInVram_CpuStillReadsTheirData()
+    {
+        using var m = GpuMachine.Create();
+        uint[]? seen = null;
+        m.Kernel.Run(() =>
+        {
+            m.Bus.Plug(GpuMachine.Slot, m.Model);
+            Assert.Equal(1, m.Bus.RegisterDriver(m.Driver));
+            var p = m.Kernel.CreateProcess("unbind-vram");
+            var gpu = m.Device;
+            p.StartThread("main", () =>
+            {
+                ulong buf = p.MapAnonymous(1UL << 20);
+                var ctx = gpu.Open(p);
+                Assert.Equal(Errno.Ok, ctx.Prefetch(buf, 1UL << 20, GpuMemoryTarget.Vram));
+                Assert.Equal(GpuStatus.Success, ctx.Wait(ctx.Fill(buf, (1UL << 20) / 4, 0x5EED)));
+                Assert.True(gpu.VramPages - gpu.FreeVramPages >= 256);
+                m.Bus.UnregisterDriver(m.Driver);             // VRAM must be emptied first
+                Assert.Equal(gpu.VramPages, gpu.FreeVramPages);
+                seen = p.Read<uint>(buf, (int)((1UL << 20) / 4));
+                p.Exit();
+            }).Join();
+            m.Kernel.SystemWorkQueue.Flush();
+        });
+        m.Kernel.AssertNoWarnings();
+        Assert.All(seen!, v => Assert.Equal(0x5EEDu, v));
+        Assert.Equal(0, m.Bus.DmaPagesInUse);
+    }
 }

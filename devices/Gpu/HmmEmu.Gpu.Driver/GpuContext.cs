@@ -33,8 +33,10 @@ public sealed partial class GpuContext : IMmuIntervalNotifierOps
     private readonly KMutex _ptLock;
     private readonly List<ulong> _zapped = [];        // scratch for the invalidate callback; only under _ptLock
     private readonly WorkItem _teardown;
-    private ulong _submitted;                         // last fence value submitted
+    private readonly KMutex _launchLock;              // orders Launch against Close and reset recovery
+    private ulong _submitted;                         // last fence value submitted; written under _launchLock
     private int _closed;
+    private int _closeFinished;
     private int _mmGone;
     private int _resetSeen;
     private GpuStatus _error = GpuStatus.Success;     // sticky; only under _errorLock
@@ -64,6 +66,7 @@ public sealed partial class GpuContext : IMmuIntervalNotifierOps
         _pt = null!;
         _ptLock = null!;
         _teardown = null!;
+        _launchLock = null!;
     }
 
     private GpuContext(GpuDevice device, Process process, ushort id, GpuPageTable pt)
@@ -77,7 +80,11 @@ public sealed partial class GpuContext : IMmuIntervalNotifierOps
         _ptLock = new KMutex(_kernel, "gpu.ctx.pt");
         _notifier = new MmuIntervalNotifier(this);
         _teardown = new WorkItem($"gpu context {id} teardown", Close);
+        _launchLock = new KMutex(_kernel, "gpu.ctx.launch");
         _resetSeen = device.ResetGeneration;
+        // Fence values rise per id across the contexts that use it: the slot still holds the last value the device
+        // wrote for the previous one, and a fresh count from 0 would read as already reached.
+        _submitted = device.FenceValue(id);
     }
 
     /// <summary>The process whose address space this context mirrors.</summary>
@@ -162,20 +169,28 @@ public sealed partial class GpuContext : IMmuIntervalNotifierOps
             throw new ArgumentOutOfRangeException(nameof(kernel), kernel, "Launch needs one of the GpuKernel kernels (Fill, Copy, Saxpy, ReduceSum, AtomicAdd, PointerChase).");
         ObjectDisposedException.ThrowIf(IsClosed, this);
         _kernel.MightSleep("GpuContext.Launch");
-        if (!Error.IsOk)
-            return new GpuFence(Id, Interlocked.Read(ref _submitted));
-        ulong value = Interlocked.Read(ref _submitted) + 1;
-        var command = GpuCommand.Launch(Id, kernel, _device.FenceAddress(Id), value, GpuCommandFlags.Interrupt, arg0, arg1, arg2, arg3, arg4);
-        var err = _device.Submit(command);
-        if (err != Errno.Ok)
+        // Under the launch lock: the fence value, the submission and its publication are one step for Close (which
+        // must see every command it waits for), for reset recovery (which must see every command the reset lost) and
+        // for another thread launching on this context (which must not reuse the value).
+        using (_launchLock.Scoped())
         {
-            SetError(new GpuStatus(err == Errno.ENODEV ? GpuContextError.ContextInvalid : GpuContextError.DeviceReset, 0,
-                err == Errno.ENODEV ? "the GPU has been removed." : "the GPU's command ring stopped; the device is being reset."));
-            return new GpuFence(Id, value - 1);
+            ObjectDisposedException.ThrowIf(IsClosed, this);
+            ulong last = Interlocked.Read(ref _submitted);
+            if (!Error.IsOk)
+                return new GpuFence(Id, last);
+            ulong value = last + 1;
+            var command = GpuCommand.Launch(Id, kernel, _device.FenceAddress(Id), value, GpuCommandFlags.Interrupt, arg0, arg1, arg2, arg3, arg4);
+            var err = _device.Submit(command);
+            if (err != Errno.Ok)
+            {
+                SetError(new GpuStatus(err == Errno.ENODEV ? GpuContextError.ContextInvalid : GpuContextError.DeviceReset, 0,
+                    err == Errno.ENODEV ? "the GPU has been removed." : "the GPU's command ring stopped or the device is being reset; nothing was launched."));
+                return new GpuFence(Id, last);
+            }
+            Interlocked.Exchange(ref _submitted, value);
+            Interlocked.Increment(ref _launches);
+            return new GpuFence(Id, value);
         }
-        Interlocked.Exchange(ref _submitted, value);
-        Interlocked.Increment(ref _launches);
-        return new GpuFence(Id, value);
     }
 
     /// <summary>Fill: <c>dst[i] = value</c> for <paramref name="count"/> u32 elements. May sleep.</summary>
@@ -263,12 +278,20 @@ public sealed partial class GpuContext : IMmuIntervalNotifierOps
     /// </summary>
     public void Close()
     {
-        if (Interlocked.Exchange(ref _closed, 1) != 0)
-            return;
         _kernel.MightSleep("GpuContext.Close");
+        if (Interlocked.Exchange(ref _closed, 1) != 0)
+        {
+            // Closing on another thread (process exit, device removal): return when it is done, not before.
+            _device.WaitEvent(this, static c => Volatile.Read(ref c._closeFinished) != 0);
+            return;
+        }
+        // A launch or a reset recovery that passed its IsClosed check before ours finishes first.
+        using (_launchLock.Scoped())
+        {
+        }
         var bar = _device.Bar;
         ulong block = ContextBlock(Id);
-        if (!_device.IsRemoved)
+        if (!_device.IsQuiesced)
         {
             _device.CancelFaults(Id);
             bar.Write32(block + CtxControl, 0);
@@ -291,6 +314,7 @@ public sealed partial class GpuContext : IMmuIntervalNotifierOps
             _pt.Destroy();
         }
         _device.ReleaseContextId(Id);
+        Volatile.Write(ref _closeFinished, 1);
         _device.WakeEvents();
     }
 
@@ -331,19 +355,26 @@ public sealed partial class GpuContext : IMmuIntervalNotifierOps
         SetError(new GpuStatus(GpuContextError.FaultCancelled, address, $"GPU {what} fault at 0x{address:x} cancelled: {why}."));
     }
 
-    /// <summary>After a device reset: unfinished work is lost (DeviceReset); an idle context is programmed again.</summary>
-    internal void AfterReset()
+    /// <summary>
+    /// After a device reset (before the new <paramref name="generation"/> is published): unfinished work is lost
+    /// (DeviceReset); an idle context is programmed again. Takes the launch lock, so a launch is either wholly before
+    /// (and, if lost, seen here) or wholly after. May sleep.
+    /// </summary>
+    internal void AfterReset(int generation)
     {
-        Volatile.Write(ref _resetSeen, _device.ResetGeneration);
-        if (IsClosed)
-            return;
-        if (_device.FenceValue(Id) < Interlocked.Read(ref _submitted))
+        using (_launchLock.Scoped())
         {
-            SetError(new GpuStatus(GpuContextError.DeviceReset, 0, "the GPU was reset while this context had work queued or running; that work is lost."));
-            return;
+            if (IsClosed)
+            {
+                Volatile.Write(ref _resetSeen, generation);
+                return;
+            }
+            if (_device.FenceValue(Id) < Interlocked.Read(ref _submitted))
+                SetError(new GpuStatus(GpuContextError.DeviceReset, 0, "the GPU was reset while this context had work queued or running; that work is lost."));
+            else if (Error.IsOk)
+                Validate();
+            Volatile.Write(ref _resetSeen, generation);
         }
-        if (Error.IsOk)
-            Validate();
     }
 
     private void Validate()

@@ -104,7 +104,7 @@ internal sealed class GpuCopyEngine
                 uint target = (_cqHead + (uint)n) & IndexMask;
                 _device.WaitEvent((Engine: this, Target: target, Generation: generation),
                     static s => s.Engine.ReachedOrStopped(s.Target, s.Generation));
-                if (_device.ResetGeneration != generation || _device.IsRemoved || bar.Read32(CeCqTail) != target)
+                if (_device.ResetGeneration != generation || _device.IsQuiesced || bar.Read32(CeCqTail) != target)
                     return Errno.EIO;
                 bool ok = true;
                 for (int i = 0; i < n; i++)
@@ -160,6 +160,6 @@ internal sealed class GpuCopyEngine
     {
         var bar = _device.Bar;
         return bar.Read32(CeCqTail) == target || (bar.Read64(CeSqStatus) & 0x3) > 1 || (bar.Read64(CeCqStatus) & 0x3) > 1
-               || _device.ResetGeneration != generation || _device.IsRemoved;
+               || _device.ResetGeneration != generation || _device.IsQuiesced;
     }
 }

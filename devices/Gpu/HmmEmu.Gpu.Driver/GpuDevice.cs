@@ -51,6 +51,8 @@ public sealed class GpuDevice
     private uint _faultGet;        // only on the fault work queue
     private int _resetGeneration;
     private int _removed;
+    private int _quiesced;
+    private int _resetting;      // under _submitLock
     private long _deviceErrors;
 
     internal GpuDevice(HostKernel kernel, PciDev dev, GpuDriverOptions options)
@@ -86,8 +88,11 @@ public sealed class GpuDevice
     /// <summary>Resets performed (each one fails the contexts that had unfinished work).</summary>
     public int Resets => Volatile.Read(ref _resetGeneration);
 
-    /// <summary>Whether the driver has been unbound from the device.</summary>
+    /// <summary>Whether the driver is being (or has been) unbound from the device.</summary>
     public bool IsRemoved => Volatile.Read(ref _removed) != 0;
+
+    /// <summary>Whether the device has been stopped for removal: no engine runs and every TLB is flushed.</summary>
+    internal bool IsQuiesced => Volatile.Read(ref _quiesced) != 0;
 
     /// <summary>Pages of VRAM (0 before probe).</summary>
     public int VramPages => _vram?.Pages ?? 0;
@@ -144,10 +149,27 @@ public sealed class GpuDevice
                 return Errno.EBUSY;
             _contexts[id] = GpuContext.Reserved;
         }
+        int generation = ResetGeneration;
         var err = GpuContext.Create(this, process, id, out context);
+        bool removed;
         using (_contextsLock.Scoped())
+        {
+            removed = IsRemoved;
             _contexts[id] = err == Errno.Ok ? context : null;
-        return err;
+        }
+        if (err != Errno.Ok)
+            return err;
+        if (removed)
+        {
+            // Removal began while we set up, and may have missed this context: close it ourselves.
+            context!.Close();
+            context = null;
+            return Errno.ENODEV;
+        }
+        // A reset during the setup invalidated the context behind recovery's back (it was not listed yet).
+        if (ResetGeneration != generation)
+            context!.AfterReset(ResetGeneration);
+        return Errno.Ok;
     }
 
     /// <summary>As <see cref="TryOpen"/>, throwing <see cref="InvalidOperationException"/> with the errno on failure.</summary>
@@ -239,11 +261,23 @@ public sealed class GpuDevice
         if (Interlocked.Exchange(ref _removed, 1) != 0)
             return;
         _events.WakeUpAll();
-        for (int i = 1; i < Contexts; i++)
-            ContextOf(i)?.Close();
+        // While the device still runs: bring every page back from VRAM (the CPU could not reach it once the
+        // driver is gone), with copies and TLB invalidations that still work.
+        if (_vram is not null)
+        {
+            using (Migrator.Lock())
+                Migrator.EvictAllLocked();
+        }
+        // Then stop the device: engines stop, queued work is discarded, every TLB is flushed. Only after that may the
+        // contexts free their page tables and DMA mappings (a running kernel could still be using them).
         _faultQueue.Flush();
         _bar.Write32(Control, 0);
         WaitQuiet();
+        Volatile.Write(ref _quiesced, 1);
+        _events.WakeUpAll();
+        for (int i = 1; i < Contexts; i++)
+            ContextOf(i)?.Close();
+        _faultQueue.Flush();
         _faultQueue.Dispose();
     }
 
@@ -300,6 +334,8 @@ public sealed class GpuDevice
             {
                 if (IsRemoved)
                     return Errno.ENODEV;
+                if (Volatile.Read(ref _resetting) != 0)
+                    return Errno.EIO;           // recovery has the device disabled: a command now would be lost
                 if ((_bar.Read64(CmdStatus) & 0x3) > 1)
                 {
                     _faultQueue.Queue(_recoverWork);
@@ -346,8 +382,8 @@ public sealed class GpuDevice
     internal void InvalidateTlb(ushort id, ulong start, ulong end)
     {
         _kernel.MightSleep("GpuDevice.InvalidateTlb");
-        if (IsRemoved)
-            return;
+        if (IsQuiesced)
+            return;                             // stopped for removal: every TLB is flushed and nothing runs
         uint ticket;
         int generation = ResetGeneration;
         using (_tlbiLock.Scoped())
@@ -363,7 +399,7 @@ public sealed class GpuDevice
         }
         // A reset flushes every TLB and ends every access, and restarts the counters: it completes the ticket too.
         WaitEvent((Device: this, Ticket: ticket, Generation: generation),
-            static s => (int)(s.Device._bar.Read32(TlbiCompleted) - s.Ticket) >= 0 || s.Device.ResetGeneration != s.Generation || s.Device.IsRemoved);
+            static s => (int)(s.Device._bar.Read32(TlbiCompleted) - s.Ticket) >= 0 || s.Device.ResetGeneration != s.Generation || s.Device.IsQuiesced);
     }
 
     // ---- interrupts (interrupt context: must not sleep) ------------------------------------------------------------
@@ -447,6 +483,8 @@ public sealed class GpuDevice
     {
         if (IsRemoved)
             return;
+        using (_submitLock.Scoped())
+            Volatile.Write(ref _resetting, 1);
         _bar.Write32(Control, 0);
         WaitQuiet();
         var live = new List<GpuContext>();
@@ -458,11 +496,18 @@ public sealed class GpuDevice
                     live.Add(c);
             }
         }
-        if (Enable() != Errno.Ok)
-            return;
-        Interlocked.Increment(ref _resetGeneration);
-        foreach (var c in live)
-            c.AfterReset();
+        var err = Enable();
+        // Mark the work the reset lost before publishing the new generation, so that a waiter woken by it finds the
+        // DeviceReset error rather than a success.
+        int generation = ResetGeneration + 1;
+        if (err == Errno.Ok)
+        {
+            foreach (var c in live)
+                c.AfterReset(generation);
+        }
+        Volatile.Write(ref _resetGeneration, generation);
+        using (_submitLock.Scoped())
+            Volatile.Write(ref _resetting, 0);
         _events.WakeUpAll();
     }
 

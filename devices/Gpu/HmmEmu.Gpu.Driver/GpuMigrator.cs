@@ -71,6 +71,8 @@ internal sealed class GpuMigrator
     {
         _lock.AssertHeld("GpuMigrator.ToVramLocked");
         moved = 0;
+        if (_device.IsRemoved)
+            return Errno.ENODEV;            // VRAM is being emptied for removal
         if (ctx.IsClosed)
             return Errno.EFAULT;            // its page table is gone (Close holds this lock while it frees it)
         var mm = ctx.Process.Mm;
@@ -151,6 +153,8 @@ internal sealed class GpuMigrator
     /// </summary>
     public VmFaultResult MigrateToRam(DeviceFault fault)
     {
+        if (_device.IsQuiesced)
+            return VmFaultResult.SigBus;    // the device is gone: nothing can copy the page out any more
         // The aligned fault-around window inside the VMA, as on the GPU side: a CPU streaming through memory the
         // GPU left in VRAM takes one fault (and one copy batch) per window, not per page.
         ulong window = (ulong)Math.Max(1, _device.Options.CpuFaultWindowPages) * PageSize;
@@ -163,12 +167,14 @@ internal sealed class GpuMigrator
             return VmFaultResult.SigBus;
         ulong index = (page - start) / PageSize;
         bool selected = (args.Src![index] & MigratePfn.Migrate) != 0;
-        long moved = CopyBackAndFinish(args);
+        long moved = CopyBackAndFinish(args, out var copy);
         Interlocked.Add(ref _cpuFaultPages, moved);
-        // Not selected: someone else moved it meanwhile, and the CPU fault simply retries. Selected but without a
-        // system page to go to: out of memory.
+        // Not selected: someone else moved it meanwhile, and the CPU fault simply retries. Selected but not moved:
+        // out of memory if no system page could be had; a copy that failed (a reset) is retried by the next fault.
         bool faultPageMoved = (args.Src[index] & MigratePfn.Migrate) != 0 && MigratePfn.ToPfn(args.Dst![index]) is not null;
-        return selected && !faultPageMoved ? VmFaultResult.Oom : VmFaultResult.Ok;
+        if (!selected || faultPageMoved)
+            return VmFaultResult.Ok;
+        return copy == Errno.ENOMEM ? VmFaultResult.Oom : _device.IsQuiesced ? VmFaultResult.SigBus : VmFaultResult.Ok;
     }
 
     // migrate_vma_setup to VRAM (the device's mappings of the range are already gone), VRAM pages filled by the
@@ -239,9 +245,11 @@ internal sealed class GpuMigrator
 
     // For each selected VRAM page: a new locked system page filled by the copy engine; then pages and finalize.
     // Pages that get no system page stay in VRAM. Returns how many moved. The caller holds the mmap lock.
-    private long CopyBackAndFinish(MigrateVma args)
+    private long CopyBackAndFinish(MigrateVma args) => CopyBackAndFinish(args, out _);
+
+    private long CopyBackAndFinish(MigrateVma args, out Errno copy)
     {
-        FillSystemDestinations(args.Src!, args.Dst!, (int)args.NPages);
+        copy = FillSystemDestinations(args.Src!, args.Dst!, (int)args.NPages);
         Migrate.VmaPages(args);
         long n = CountMigrated(args);
         Migrate.VmaFinalize(args);
@@ -250,10 +258,28 @@ internal sealed class GpuMigrator
     }
 
     // Evicts the least recently used VRAM block (migrate_device_range). Caller holds _lock and no mmap lock.
-    private bool EvictOneLocked()
+    private bool EvictOneLocked() =>
+        _device.Vram.TryPickVictim(out ulong first, out int pages) && EvictLocked(first, pages);
+
+    /// <summary>
+    /// Evicts every page still in VRAM (before the driver lets go of the device: the CPU could not reach them after).
+    /// Returns false if some page could not be moved. Caller holds the migration lock and no mmap lock. May sleep.
+    /// </summary>
+    public bool EvictAllLocked()
     {
-        if (!_device.Vram.TryPickVictim(out ulong first, out int pages))
-            return false;
+        _lock.AssertHeld("GpuMigrator.EvictAllLocked");
+        var vram = _device.Vram;
+        for (int b = 0; b < vram.Blocks; b++)
+        {
+            if (vram.BlockInUse(b, out ulong first, out int pages))
+                EvictLocked(first, pages);
+        }
+        return vram.FreePages == vram.Pages;
+    }
+
+    // migrate_device_range over [first, +pages): every page in use goes back to system memory.
+    private bool EvictLocked(ulong first, int pages)
+    {
         var m = DeviceMigration.Range(_device.Kernel, first, pages);
         FillSystemDestinations(m.Src, m.Dst, pages);
         m.Pages();
@@ -270,9 +296,11 @@ internal sealed class GpuMigrator
     }
 
     // Gives every selected VRAM page a locked system destination holding its bytes (copy engine); on a copy error
-    // every destination is released and nothing moves. May sleep.
-    private void FillSystemDestinations(ulong[] src, ulong[] dst, int count)
+    // every destination is released and nothing moves. Returns ENOMEM if a system page was missing, EIO if the copy
+    // failed. May sleep.
+    private Errno FillSystemDestinations(ulong[] src, ulong[] dst, int count)
     {
+        var result = Errno.Ok;
         var mem = _device.Kernel.Memory;
         var vram = _device.Vram;
         var copies = new List<(ulong, ulong)>();
@@ -282,7 +310,10 @@ internal sealed class GpuMigrator
             if ((src[i] & MigratePfn.Migrate) == 0 || MigratePfn.ToPfn(src[i]) is not ulong spfn || !vram.Owns(spfn))
                 continue;
             if (mem.AllocPage(Gfp.HighUser, out ulong page) != Errno.Ok)
+            {
+                result = Errno.ENOMEM;
                 continue;
+            }
             mem.LockPage(page);
             if (_device.Pci.DmaMapPage(page, out ulong bus) != Errno.Ok)
             {
@@ -298,7 +329,11 @@ internal sealed class GpuMigrator
         foreach (ulong bus in mapped)
             _device.Pci.DmaUnmapPage(bus);
         if (err != Errno.Ok)
+        {
             ReleaseDestinations(dst, count);
+            return err;
+        }
+        return result;
     }
 
     private void ReleaseDestinations(MigrateVma args) => ReleaseDestinations(args.Dst!, (int)args.NPages);

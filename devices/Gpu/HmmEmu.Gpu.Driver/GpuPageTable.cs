@@ -151,8 +151,10 @@ internal sealed class GpuPageTable
         {
             if (Interlocked.Exchange(ref _destroyed, 1) != 0)
                 return;
-            foreach (var page in _tables.Values)   // order does not matter: each is freed once
-                _dev.FreeCoherent(page);
+            // In address order: the allocator's free list (and so later allocations) must not depend on the
+            // dictionary's enumeration order.
+            foreach (var table in _tables.Keys.Order())
+                _dev.FreeCoherent(_tables[table]);
             _tables.Clear();
         }
     }

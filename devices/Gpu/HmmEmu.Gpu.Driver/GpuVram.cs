@@ -123,6 +123,18 @@ internal sealed class GpuVram : IDevicePagemapOps
         return true;
     }
 
+    /// <summary>Number of 2 MiB blocks.</summary>
+    public int Blocks => _blockUsed.Length;
+
+    /// <summary>Whether block <paramref name="block"/> holds pages in use, with its first pfn and page count. Never sleeps.</summary>
+    public bool BlockInUse(int block, out ulong firstPfn, out int pages)
+    {
+        firstPfn = Pagemap.FirstPfn + (ulong)(block * BlockPages);
+        pages = Math.Min(BlockPages, Pages - (block * BlockPages));
+        using (_lock.Scoped())
+            return _blockUsed[block] > 0;
+    }
+
     /// <inheritdoc />
     public VmFaultResult MigrateToRam(DeviceFault fault) => _device.Migrator.MigrateToRam(fault);
 
