@@ -141,4 +141,44 @@ public sealed class GpuVramTests
             Assert.All(p.Read<uint>(buf, windows * 16 * 1024), v => Assert.Equal(0x3Cu, v));
         });
     }
+
+    [Theory]
+    [InlineData(1UL)]
+    [InlineData(2UL)]
+    [InlineData(3UL)]
+    [InlineData(4UL)]
+    public void AtomicFaults_WhileTheProcessKeepsInvalidatingElsewhere_AllResolve(ulong seed)
+    {
+        // System-memory atomics go through make_device_exclusive. Another thread's mprotects invalidate (elsewhere in
+        // the process, but the one notifier sees them all) while the fault is being resolved: the retry must not
+        // restore and re-make the exclusive entry each time (that livelocked until the fault timeout).
+        var driver = GpuDriverOptions.Default with { MigrateAfterFaults = 0 };
+        using var m = GpuMachine.Create(seed: seed, driver: driver);
+        m.RunProcess("atomic-retry", (p, gpu) =>
+        {
+            const int launches = 12;
+            ulong counters = p.MapAnonymous(4096), other = p.MapAnonymous(4096);
+            p.Write<ulong>(counters, new ulong[512]);
+            p.Write<ulong>(other, new ulong[512]);
+            var ctx = gpu.Open(p);
+            int done = 0;
+            var noise = p.StartThread("mprotect", () =>
+            {
+                while (Volatile.Read(ref done) == 0)
+                {
+                    Assert.Equal(Errno.Ok, p.Mm.Mprotect(other, 4096, Prot.Read));
+                    Assert.Equal(Errno.Ok, p.Mm.Mprotect(other, 4096, Prot.ReadWrite));
+                    p.Write<ulong>(other, [1UL]);              // write fault: another invalidation-free change
+                }
+            });
+            for (int k = 0; k < launches; k++)
+            {
+                Assert.Equal(GpuStatus.Success, ctx.Wait(ctx.AtomicAdd(counters, 512, 1)));
+                p.Write<ulong>(counters + 8, [p.ReadU64(counters + 8)]);   // the CPU takes the page back each round
+            }
+            Volatile.Write(ref done, 1);
+            noise.Join();
+            Assert.All(p.Read<ulong>(counters, 512), v => Assert.Equal((ulong)launches, v));
+        });
+    }
 }

@@ -173,16 +173,34 @@ public sealed partial class GpuContext
                 return err;
             try
             {
-                _ptLock.Lock();
-                try
+                while (true)
                 {
-                    if (_notifier.ReadRetry(seq))
-                        continue;
-                    return MapPage(va, pfn, PtePermissions.ReadWrite | PtePermissions.Atomic, _pt.LeafTable(va));
-                }
-                finally
-                {
-                    _ptLock.Unlock();
+                    _ptLock.Lock();
+                    try
+                    {
+                        if (!_notifier.ReadRetry(seq))
+                            return MapPage(va, pfn, PtePermissions.ReadWrite | PtePermissions.Atomic, _pt.LeafTable(va));
+                    }
+                    finally
+                    {
+                        _ptLock.Unlock();
+                    }
+                    // An invalidation ran since seq, possibly anywhere in the process (one notifier covers it all).
+                    // Calling MakeDeviceExclusive again would restore our own exclusive entry and make it again, which
+                    // is itself an invalidation: every retry would fail the same way. We hold the page lock, and a CPU
+                    // access restores an exclusive entry only under it, so check under a fresh sequence that the entry
+                    // is still ours; only if it is gone, start over.
+                    if (_kernel.Clock.Now > deadline)
+                        return Errno.EBUSY;
+                    seq = _notifier.ReadBegin();
+                    bool stillOurs;
+                    using (_mm.MmapReadLock())
+                    {
+                        var pte = _mm.GetPte(va);
+                        stillOurs = pte.IsDeviceExclusive && pte.Pfn == pfn;
+                    }
+                    if (!stillOurs)
+                        break;
                 }
             }
             finally
