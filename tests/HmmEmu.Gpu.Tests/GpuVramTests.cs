@@ -181,4 +181,24 @@ public sealed class GpuVramTests
             Assert.All(p.Read<ulong>(counters, 512), v => Assert.Equal((ulong)launches, v));
         });
     }
+
+    [Fact]
+    public void TwoContextsOfOneProcess_OneMigratesWhatTheOtherMaps_BothStayCoherent()
+    {
+        using var m = GpuMachine.Create(driver: GpuDriverOptions.Default with { MigrateAfterFaults = 0 });
+        m.RunProcess("two-contexts", (p, gpu) =>
+        {
+            const int n = 64 * 1024;
+            ulong buf = p.MapAnonymous(n * 4UL);
+            var a = gpu.Open(p);
+            var b = gpu.Open(p);
+            Assert.Equal(GpuStatus.Success, b.Wait(b.Fill(buf, n, 1)));   // b maps the system pages
+            Assert.Equal(Errno.Ok, a.Prefetch(buf, n * 4UL, GpuMemoryTarget.Vram));
+            Assert.Equal(GpuStatus.Success, b.Wait(b.Fill(buf, n, 2)));   // b must not write to pages that moved
+            Assert.Equal(GpuStatus.Success, a.Wait(a.ReduceSum(buf + (n * 4UL) - 8, buf, 16)));
+            Assert.Equal(32UL, p.ReadU64(buf + (n * 4UL) - 8));            // a sees b's writes (16 × 2)
+            var v = p.Read<uint>(buf, n - 2);
+            Assert.All(v, e => Assert.Equal(2u, e));
+        });
+    }
 }

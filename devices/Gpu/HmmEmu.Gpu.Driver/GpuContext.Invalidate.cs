@@ -19,7 +19,7 @@ public sealed partial class GpuContext
         // Our own migration to VRAM: the migration removed the device's mappings of the range itself before
         // migrate_vma_setup (it had to: DMA-mapped pages cannot move) and holds the migration lock, so nothing mapped
         // them since; the sequence is still published so that no stale fault result is committed.
-        if (range.Event == NotifierEvent.Migrate && ReferenceEquals(range.Owner, _device) && _device.Migrator.InOwnMigrationToVram)
+        if (range.Event == NotifierEvent.Migrate && ReferenceEquals(range.Owner, _device) && _device.Migrator.InOwnMigrationToVram(this))
         {
             using (_ptLock.Scoped())
                 notifier.SetSeq(curSeq);

@@ -28,7 +28,7 @@ internal sealed class GpuMigrator
 
     private readonly GpuDevice _device;
     private readonly KMutex _lock;
-    private bool _toVram;               // under _lock: a to-VRAM migrate_vma_setup is running on the lock holder
+    private GpuContext? _toVram;        // under _lock: the context whose to-VRAM migrate_vma_setup the lock holder runs
     private long _toVramPages;
     private long _toSystemPages;
     private long _evictedPages;
@@ -58,8 +58,12 @@ internal sealed class GpuMigrator
     /// <summary>Throws unless the calling thread holds the migration lock (<paramref name="requiredBy"/> names the caller).</summary>
     public void AssertLockHeld(string requiredBy) => _lock.AssertHeld(requiredBy);
 
-    /// <summary>Whether the calling thread is inside this driver's own to-VRAM migrate_vma_setup.</summary>
-    public bool InOwnMigrationToVram => _lock.IsHeldByCurrentThread && _toVram;
+    /// <summary>
+    /// Whether the calling thread is inside this driver's own to-VRAM migrate_vma_setup for <paramref name="ctx"/> (the
+    /// context whose mappings of the range that migration removed; another context of the same process still maps
+    /// its pages and must zap them).
+    /// </summary>
+    public bool InOwnMigrationToVram(GpuContext ctx) => _lock.IsHeldByCurrentThread && ReferenceEquals(_toVram, ctx);
 
     /// <summary>
     /// Migrates [<paramref name="start"/>, <paramref name="end"/>) of <paramref name="ctx"/>'s process to VRAM, evicting
@@ -95,7 +99,7 @@ internal sealed class GpuMigrator
                 {
                 }
                 ctx.ZapRange(addr, chunkEnd);
-                var err = ToVramChunk(mm, addr, chunkEnd, ref moved);
+                var err = ToVramChunk(ctx, mm, addr, chunkEnd, ref moved);
                 if (err != Errno.Ok)
                     return err;
                 addr = chunkEnd;
@@ -179,7 +183,7 @@ internal sealed class GpuMigrator
 
     // migrate_vma_setup to VRAM (the device's mappings of the range are already gone), VRAM pages filled by the
     // copy engine, pages, finalize. Caller holds _lock, not the mmap lock.
-    private Errno ToVramChunk(Mm mm, ulong addr, ulong end, ref long moved)
+    private Errno ToVramChunk(GpuContext ctx, Mm mm, ulong addr, ulong end, ref long moved)
     {
         var mem = _device.Kernel.Memory;
         var vram = _device.Vram;
@@ -189,7 +193,7 @@ internal sealed class GpuMigrator
             if (vma is null || vma.Start > addr)
                 return Errno.EFAULT;
             var args = NewArgs(vma, addr, Math.Min(end, vma.End), MigrateSelect.System);
-            _toVram = true;
+            _toVram = ctx;
             Errno err;
             try
             {
@@ -197,7 +201,7 @@ internal sealed class GpuMigrator
             }
             finally
             {
-                _toVram = false;
+                _toVram = null;
             }
             if (err != Errno.Ok)
                 return err;
