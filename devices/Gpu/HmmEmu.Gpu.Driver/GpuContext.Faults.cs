@@ -211,6 +211,37 @@ public sealed partial class GpuContext
         }
     }
 
+    /// <summary>
+    /// Whether every page of [<paramref name="start"/>, <paramref name="end"/>) is mapped on the device with the rights
+    /// <paramref name="access"/> needs. Takes the page-table lock. Caller holds the migration lock. May sleep.
+    /// </summary>
+    internal bool IsMapped(ulong start, ulong end, GpuFaultAccess access)
+    {
+        var need = access switch
+        {
+            GpuFaultAccess.Write => PtePermissions.ReadWrite,
+            GpuFaultAccess.Atomic => PtePermissions.ReadWrite | PtePermissions.Atomic,
+            _ => PtePermissions.Read,
+        };
+        using (_ptLock.Scoped())
+        {
+            if (IsClosed)
+                return false;
+            Span<ulong> leaves = default;
+            for (ulong va = start; va < end; va += PageSize)
+            {
+                if (va == start || (va & (DevicePageTable.LargePageSize - 1)) == 0)
+                    leaves = _pt.LeafTable(va);
+                if (leaves.IsEmpty)
+                    return false;
+                var leaf = new DevicePte(Volatile.Read(ref leaves[(int)((va >> PhysicalMemory.PageShift) & (DevicePageTable.EntriesPerTable - 1))]));
+                if (!leaf.IsLeaf || (leaf.Permissions & need) != need)
+                    return false;
+            }
+            return true;
+        }
+    }
+
     private bool HasAtomicMapping(ulong va)
     {
         using (_ptLock.Scoped())

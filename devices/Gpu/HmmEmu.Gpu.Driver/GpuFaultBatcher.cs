@@ -130,6 +130,11 @@ internal sealed class GpuFaultBatcher(GpuDevice device)
         ulong window = (ulong)Math.Max(1, options.FaultWindowPages) << PageShift;
         using (device.Migrator.Lock())
         {
+            // Already resolved since the device recorded the fault (fault-ahead got there first, or a duplicate of
+            // a group this batch resolved): nothing to do but the replay. Migrating or mapping it again would zap
+            // and rebuild a window the device is about to use.
+            if (ctx.IsMapped(start, end, access))
+                return Errno.Ok;
             if (ctx.CountWindowFault(start, window, options.MigrateAfterFaults))
             {
                 ulong lo = start / window * window;
