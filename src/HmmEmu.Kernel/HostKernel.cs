@@ -177,7 +177,7 @@ public sealed class HostKernel : IDisposable
     }
 
     /// <summary>Throws if any WARN was raised: a one-line check for the end of a test.</summary>
-    public void AssertNoWarnings()
+    public void AssertNoWarnings()   // kernel WARNs (rule violations), not compiler warnings: suppresses nothing
     {
         var w = Warnings;
         if (w.Count > 0)

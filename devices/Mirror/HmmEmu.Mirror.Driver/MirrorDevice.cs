@@ -271,7 +271,7 @@ public sealed class MirrorDevice : IDevicePagemapOps
                 int n = (int)Math.Min((ulong)HugePages, args.NPages - i);
                 // __GFP_NOWARN (a kernel allocation flag, not a compiler warning): failing here is expected and
                 // handled, by falling back to 512 small pages below.
-                if (!failAlloc && mem.AllocContiguous(9, Gfp.HighUser | Gfp.NoWarn, out ulong d0) == Errno.Ok)
+                if (!failAlloc && mem.AllocContiguous(9, Gfp.HighUser | Gfp.NoWarn, out ulong d0) == Errno.Ok)   // NoWarn: the kernel flag; failure is handled below
                 {
                     for (int j = 0; j < HugePages; j++)
                     {

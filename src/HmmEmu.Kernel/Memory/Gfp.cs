@@ -27,7 +27,7 @@ public enum Gfp : uint
     Zero = 1 << 4,
 
     /// <summary>__GFP_NOWARN: do not warn on failure.</summary>
-    NoWarn = 1 << 5,
+    NoWarn = 1 << 5,   // the kernel allocation flag, not a compiler-warning suppression: callers handle the failure
 
     /// <summary>GFP_KERNEL: the normal, sleeping, reclaim-capable allocation.</summary>
     Kernel = DirectReclaim | Io | Fs,
