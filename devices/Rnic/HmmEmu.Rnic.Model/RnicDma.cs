@@ -1,0 +1,137 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using HmmEmu.Hardware.Translation;
+
+namespace HmmEmu.Rnic.Model;
+
+/// <summary>How a DMA through an MR ended.</summary>
+internal enum DmaResult
+{
+    Ok,
+
+    /// <summary>An ODP MR's entry was invalid (or read-only for a write): a page fault for the driver.</summary>
+    Fault,
+
+    /// <summary>A key, PD, right or bound check failed, or a pinned MR's entry was unusable.</summary>
+    ProtectionError,
+}
+
+/// <summary>Where an ODP access missed: the MR's key, the first iova that missed and the bytes to the end of the access.</summary>
+internal readonly record struct DmaFault(uint Key, ulong Address, uint Length, RnicFaultAccess Access);
+
+/// <summary>
+/// The engines' DMA: copies between packet buffers and MRs, page span by page span, through the MTT translation
+/// cache. Each call is one translation use, held while the bytes move and the transfer time is charged, so that an
+/// INVALIDATE_MTT or DEREG_MR that overlaps it completes only after it ended. Never holds a lock.
+/// </summary>
+internal sealed class RnicDma(RnicModel model)
+{
+    /// <summary>Copies <paramref name="buffer"/> to (<paramref name="toMemory"/>) or from the MR at <paramref name="address"/>.</summary>
+    public DmaResult Copy(RnicMr mr, ulong address, Span<byte> buffer, bool toMemory, ulong accessEnd, out DmaFault fault)
+    {
+        fault = default;
+        var translation = model.Translation;
+        var use = translation.BeginUse();
+        try
+        {
+            int done = 0;
+            var access = toMemory ? Access.Write : Access.Read;
+            while (done < buffer.Length)
+            {
+                ulong va = address + (ulong)done;
+                var result = translation.Translate(use, mr.CacheId, va, access);
+                if (!result.IsOk)
+                    return Miss(mr, result.Status, va, accessEnd, toMemory ? RnicFaultAccess.Write : RnicFaultAccess.Read, out fault);
+                int chunk = (int)Math.Min(result.Length, (ulong)(buffer.Length - done));
+                if (!model.Memory.TryGetSpan(result.Address, chunk, toMemory, out var span))
+                    return DmaResult.ProtectionError;
+                chunk = Math.Min(chunk, span.Length);
+                if (toMemory)
+                    buffer.Slice(done, chunk).CopyTo(span);
+                else
+                    span[..chunk].CopyTo(buffer.Slice(done, chunk));
+                done += chunk;
+            }
+            ChargeTransfer(buffer.Length);
+            return DmaResult.Ok;
+        }
+        finally
+        {
+            translation.EndUse(use);
+        }
+    }
+
+    /// <summary>
+    /// Copies between <paramref name="buffer"/> and the local SGE list at byte <paramref name="offset"/> of the list.
+    /// Every SGE's lkey must name a live MR of <paramref name="qp"/>'s PD that covers it (and grants LocalWrite when
+    /// the device writes it).
+    /// </summary>
+    public DmaResult CopySges(RnicQp qp, ReadOnlySpan<RnicSge> sges, ulong offset, Span<byte> buffer, bool toMemory, out DmaFault fault)
+    {
+        fault = default;
+        int done = 0;
+        foreach (var sge in sges)
+        {
+            if (done == buffer.Length)
+                break;
+            if (offset >= sge.Length)
+            {
+                offset -= sge.Length;
+                continue;
+            }
+            var mr = model.FindMr(sge.Lkey);
+            if (mr is null || mr.Pd != qp.Pd || !mr.Covers(sge.Address, sge.Length) ||
+                (toMemory && (mr.Access & RnicAccessFlags.LocalWrite) == 0))
+            {
+                return DmaResult.ProtectionError;
+            }
+            int chunk = (int)Math.Min(sge.Length - offset, (ulong)(buffer.Length - done));
+            var result = Copy(mr, sge.Address + offset, buffer.Slice(done, chunk), toMemory, sge.Address + sge.Length, out fault);
+            if (result != DmaResult.Ok)
+                return result;
+            done += chunk;
+            offset = 0;
+        }
+        return done == buffer.Length ? DmaResult.Ok : DmaResult.ProtectionError;
+    }
+
+    /// <summary>Runs a compare-and-swap (<paramref name="compareAndSwap"/>) or fetch-and-add on the 8 bytes at <paramref name="address"/>.</summary>
+    public DmaResult Atomic(RnicMr mr, ulong address, bool compareAndSwap, ulong compare, ulong swapOrAdd, out ulong original,
+        out DmaFault fault)
+    {
+        original = 0;
+        fault = default;
+        var translation = model.Translation;
+        var use = translation.BeginUse();
+        try
+        {
+            var result = translation.Translate(use, mr.CacheId, address, Access.Atomic);
+            if (!result.IsOk)
+                return Miss(mr, result.Status, address, address + 8, RnicFaultAccess.Atomic, out fault);
+            if (!model.Memory.TryGetSpan(result.Address, 8, write: true, out var span) || span.Length < 8 || (result.Address & 7) != 0)
+                return DmaResult.ProtectionError;
+            ref ulong target = ref Unsafe.As<byte, ulong>(ref MemoryMarshal.GetReference(span));
+            original = compareAndSwap
+                ? Interlocked.CompareExchange(ref target, swapOrAdd, compare)
+                : Interlocked.Add(ref target, swapOrAdd) - swapOrAdd;
+            ChargeTransfer(16);
+            return DmaResult.Ok;
+        }
+        finally
+        {
+            translation.EndUse(use);
+        }
+    }
+
+    private void ChargeTransfer(int bytes) =>
+        model.Scheduler.Charge(((ulong)bytes + model.Options.DmaBytesPerNs - 1) / model.Options.DmaBytesPerNs);
+
+    private static DmaResult Miss(RnicMr mr, TranslationStatus status, ulong va, ulong accessEnd, RnicFaultAccess access,
+        out DmaFault fault)
+    {
+        fault = new DmaFault(mr.Key.Value, va, (uint)Math.Min(accessEnd - va, uint.MaxValue), access);
+        return mr.OnDemand && status is TranslationStatus.NotPresent or TranslationStatus.Permission
+            ? DmaResult.Fault
+            : DmaResult.ProtectionError;
+    }
+}

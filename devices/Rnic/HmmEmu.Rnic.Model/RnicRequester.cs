@@ -1,0 +1,270 @@
+using HmmEmu.Hardware.Memory;
+using HmmEmu.Hardware.Engines;
+using HmmEmu.Simulation;
+
+namespace HmmEmu.Rnic.Model;
+
+/// <summary>
+/// The requester engine: a channel worker that, for each QP it is kicked for, fetches send WQEs from the SQ ring,
+/// gathers their data through the MTT and sends packets, within the send window, the READ/atomic limit and FENCE. It
+/// resends from the QP's cursor after a rewind (NAK, RNR NAK, timeout, resumed fault). A local ODP miss pauses the
+/// QP's send side and raises a requester page fault; RESUME continues it.
+/// </summary>
+internal sealed class RnicRequester : IEngineWorkHandler<RnicQp>, IDisposable
+{
+    private readonly RnicModel _model;
+    private readonly RnicDma _dma;
+    private readonly EngineWorker<RnicQp> _worker;
+
+    public RnicRequester(RnicModel model, Scheduler scheduler)
+    {
+        _model = model;
+        _dma = new RnicDma(model);
+        _worker = new EngineWorker<RnicQp>(scheduler, $"rnic{model.Address} requester", this);
+    }
+
+    /// <summary>Asks the engine to look at <paramref name="qp"/>. Never sleeps.</summary>
+    public void Kick(RnicQp qp) => _worker.Post(qp);
+
+    /// <summary>SQ_DB from context <paramref name="context"/>. Returns false to drop the doorbell.</summary>
+    public bool RingSq(uint context, uint qpn, uint producer)
+    {
+        var qp = _model.FindQp(qpn);
+        if (qp is null || qp.Context != context)
+            return false;
+        lock (qp.Sync)
+        {
+            if (qp.State == RnicQpState.Reset || qp.Destroyed ||
+                !RnicModel.IsValidAdvance(producer, qp.SqProducer, qp.SqConsumer, qp.SqEntries))
+            {
+                return false;
+            }
+            qp.SqProducer = producer;
+            if (qp.State == RnicQpState.Err)
+            {
+                _model.FlushPostedLocked(qp);
+                return true;
+            }
+        }
+        Kick(qp);
+        return true;
+    }
+
+    /// <summary>RESUME of the requester side. Returns false when no requester fault is pending.</summary>
+    public bool Resume(RnicQp qp, bool error)
+    {
+        lock (qp.Sync)
+        {
+            if (!qp.RequesterFault)
+                return false;
+            qp.RequesterFault = false;
+            if (error)
+            {
+                var op = qp.Outstanding.Find(o => o.Index == qp.RequesterFaultWqe);
+                if (op is not null)
+                    _model.FailOpLocked(qp, op, RnicWcStatus.LocProtErr, RnicEventType.QpFatal);
+                else
+                    _model.EnterErrorLocked(qp, RnicEventType.QpFatal, RnicWcStatus.LocProtErr, qp.RequesterFaultWqe);
+                return true;
+            }
+        }
+        Kick(qp);
+        return true;
+    }
+
+    public void Run(RnicQp qp)
+    {
+        Interlocked.Increment(ref qp.Busy);
+        try
+        {
+            while (Step(qp))
+            {
+            }
+        }
+        finally
+        {
+            Interlocked.Decrement(ref qp.Busy);
+        }
+    }
+
+    public void Abort(RnicQp item)
+    {
+        // Shutting down: nothing is owed for a kick.
+    }
+
+    public void Dispose() => _worker.Dispose();
+
+    // Sends one packet. Returns false when the QP cannot send anything more for now.
+    private bool Step(RnicQp qp)
+    {
+        RnicSendOp op;
+        int k;
+        long epoch;
+        ulong now = _model.Scheduler.Clock.Now;
+        lock (qp.Sync)
+        {
+            if (!qp.CanSendLocked(now))
+                return false;
+            if (qp.CursorOp >= qp.Outstanding.Count && !FetchLocked(qp))
+                return false;
+            op = qp.Outstanding[qp.CursorOp];
+            k = qp.CursorPacket;
+            uint psn = RnicPacketHeader.PsnAdd(op.FirstPsn, (uint)k);
+            if (RnicPacketHeader.PsnDiff(psn, qp.AckedPsn) >= _model.Options.SendWindowPackets)
+                return false;
+            epoch = qp.SendEpoch;
+        }
+        var result = Build(qp, op, k, out var packet, out var fault);
+        lock (qp.Sync)
+        {
+            if (qp.SendEpoch != epoch)
+                return true;        // rewound or changed state meanwhile: look again
+            switch (result)
+            {
+                case DmaResult.Fault:
+                    qp.RequesterFault = true;
+                    qp.RequesterFaultWqe = op.Index;
+                    qp.RequesterFaultKey = fault.Key;
+                    _model.Counters.RequesterFaults.Increment();
+                    _model.RaiseEvent(RnicEqe.RequesterFault(qp.Number, op.Index, fault.Key, fault.Address, fault.Length, fault.Access, 0));
+                    return false;
+                case DmaResult.ProtectionError:
+                    _model.FailOpLocked(qp, op, RnicWcStatus.LocProtErr, qpEvent: null);
+                    return false;
+            }
+            if (op.NeedsResponse || k + 1 == op.Packets)
+            {
+                qp.CursorOp++;
+                qp.CursorPacket = 0;
+            }
+            else
+            {
+                qp.CursorPacket = k + 1;
+            }
+            if (qp.AckDeadline == 0 && qp.Timeout != 0)
+                qp.AckDeadline = now + RnicTimers.TimeoutNs(qp.Timeout);
+        }
+        _model.Timer.Wake();
+        _model.Scheduler.Charge(_model.Options.PacketNs);
+        _model.Send(packet!);
+        return true;
+    }
+
+    // Takes the next WQE off the SQ, if the limits allow. Under the QP's lock.
+    private bool FetchLocked(RnicQp qp)
+    {
+        if (qp.State != RnicQpState.Rts || qp.SqNext == qp.SqProducer)
+            return false;
+        Span<byte> bytes = stackalloc byte[RnicSendWqe.Size];
+        uint index = qp.SqNext;
+        bool readable = _model.Memory.TryRead(qp.SqAddress + ((index & (qp.SqEntries - 1)) * (ulong)RnicSendWqe.Size), bytes);
+        var wqe = readable ? RnicSendWqe.Read(bytes) : default;
+        bool wellFormed = readable && IsWellFormed(wqe, bytes);
+        bool needsResponse = wqe.Opcode is RnicWrOpcode.RdmaRead or RnicWrOpcode.AtomicCmpAndSwp or RnicWrOpcode.AtomicFetchAndAdd;
+        if (wellFormed)
+        {
+            int pendingResponses = 0;
+            foreach (var o in qp.Outstanding)
+            {
+                if (o.NeedsResponse && !o.Done)
+                    pendingResponses++;
+            }
+            if ((wqe.Flags & RnicSendFlags.Fence) != 0 && pendingResponses != 0)
+                return false;
+            if (needsResponse && pendingResponses >= Math.Max((int)qp.MaxRdAtomic, 1))
+                return false;
+        }
+        int mtu = qp.Mtu;
+        ulong length = wqe.TotalLength();
+        int packets = !wellFormed || wqe.Opcode is RnicWrOpcode.AtomicCmpAndSwp or RnicWrOpcode.AtomicFetchAndAdd
+            ? 1
+            : (int)Math.Max(1, (length + (ulong)mtu - 1) / (ulong)mtu);
+        var op = new RnicSendOp(index, wqe, qp.NextPsn, packets, mtu);
+        qp.NextPsn = RnicPacketHeader.PsnAdd(qp.NextPsn, (uint)packets);
+        qp.SqNext = (index + 1) & qp.SqMask;
+        qp.Outstanding.Add(op);
+        qp.CursorOp = qp.Outstanding.Count - 1;
+        qp.CursorPacket = 0;
+        if (!wellFormed)
+        {
+            _model.FailOpLocked(qp, op, RnicWcStatus.LocQpOpErr, RnicEventType.QpFatal);
+            return false;
+        }
+        return true;
+    }
+
+    private static bool IsWellFormed(RnicSendWqe wqe, ReadOnlySpan<byte> bytes)
+    {
+        if (!RnicSendWqe.ReservedIsZero(bytes) || (wqe.Flags & ~RnicSendWqe.DefinedFlags) != 0 ||
+            wqe.Opcode > RnicWrOpcode.AtomicFetchAndAdd || wqe.SgeCount > RnicSendWqe.MaxSge)
+        {
+            return false;
+        }
+        if (wqe.Opcode is RnicWrOpcode.AtomicCmpAndSwp or RnicWrOpcode.AtomicFetchAndAdd)
+            return wqe.SgeCount == 1 && wqe.Sge0.Length == 8;
+        ulong total = 0;
+        for (int i = 0; i < wqe.SgeCount; i++)
+            total += wqe.Sge(i).Length;
+        return total <= uint.MaxValue;
+    }
+
+    // Builds packet k of op (for a READ, the request for its responses from k on). Outside the QP's lock.
+    private DmaResult Build(RnicQp qp, RnicSendOp op, int k, out RnicPacket? packet, out DmaFault fault)
+    {
+        packet = null;
+        fault = default;
+        var wqe = op.Wqe;
+        uint psn = RnicPacketHeader.PsnAdd(op.FirstPsn, (uint)k);
+        ulong offset = (ulong)k * (ulong)op.Mtu;
+        switch (wqe.Opcode)
+        {
+            case RnicWrOpcode.RdmaRead:
+                packet = new RnicPacket(new RnicPacketHeader(RnicPacketOpcode.RdmaReadRequest, RnicPacketFlags.AckRequest,
+                    qp.DestQpn, psn, qp.Number, wqe.RemoteAddress + offset, wqe.Rkey, (uint)(op.Length - offset)));
+                return DmaResult.Ok;
+            case RnicWrOpcode.AtomicCmpAndSwp:
+            case RnicWrOpcode.AtomicFetchAndAdd:
+                bool cas = wqe.Opcode == RnicWrOpcode.AtomicCmpAndSwp;
+                packet = new RnicPacket(new RnicPacketHeader(cas ? RnicPacketOpcode.CompareSwap : RnicPacketOpcode.FetchAdd,
+                    RnicPacketFlags.AckRequest, qp.DestQpn, psn, qp.Number, wqe.RemoteAddress, wqe.Rkey, 8,
+                    SwapAdd: cas ? wqe.Swap : wqe.CompareAdd, Compare: cas ? wqe.CompareAdd : 0));
+                return DmaResult.Ok;
+        }
+        int length = (int)Math.Min((ulong)op.Mtu, op.Length - Math.Min(offset, op.Length));
+        var payload = length == 0 ? [] : new byte[length];
+        if (length != 0)
+        {
+            Span<RnicSge> sges = stackalloc RnicSge[RnicSendWqe.MaxSge];
+            for (int i = 0; i < wqe.SgeCount; i++)
+                sges[i] = wqe.Sge(i);
+            var result = _dma.CopySges(qp, sges[..wqe.SgeCount], offset, payload, toMemory: false, out fault);
+            if (result != DmaResult.Ok)
+                return result;
+        }
+        bool first = k == 0, last = op.IsLastPacket(k);
+        bool write = wqe.Opcode is RnicWrOpcode.RdmaWrite or RnicWrOpcode.RdmaWriteWithImm;
+        bool imm = wqe.Opcode is RnicWrOpcode.RdmaWriteWithImm or RnicWrOpcode.SendWithImm;
+        var opcode = (write, first, last, imm) switch
+        {
+            (true, true, true, false) => RnicPacketOpcode.RdmaWriteOnly,
+            (true, true, true, true) => RnicPacketOpcode.RdmaWriteOnlyWithImm,
+            (true, true, false, _) => RnicPacketOpcode.RdmaWriteFirst,
+            (true, false, false, _) => RnicPacketOpcode.RdmaWriteMiddle,
+            (true, false, true, false) => RnicPacketOpcode.RdmaWriteLast,
+            (true, false, true, true) => RnicPacketOpcode.RdmaWriteLastWithImm,
+            (false, true, true, false) => RnicPacketOpcode.SendOnly,
+            (false, true, true, true) => RnicPacketOpcode.SendOnlyWithImm,
+            (false, true, false, _) => RnicPacketOpcode.SendFirst,
+            (false, false, false, _) => RnicPacketOpcode.SendMiddle,
+            (false, false, true, false) => RnicPacketOpcode.SendLast,
+            _ => RnicPacketOpcode.SendLastWithImm,
+        };
+        var flags = last || (k + 1) % _model.Options.AckRequestInterval == 0 ? RnicPacketFlags.AckRequest : RnicPacketFlags.None;
+        if (last && (wqe.Flags & RnicSendFlags.Solicited) != 0)
+            flags |= RnicPacketFlags.Solicited;
+        packet = new RnicPacket(new RnicPacketHeader(opcode, flags, qp.DestQpn, psn, qp.Number,
+            write && first ? wqe.RemoteAddress : 0, write && first ? wqe.Rkey : 0, write && first ? (uint)op.Length : 0,
+            Imm: last && imm ? wqe.Imm : 0, PayloadLength: (uint)length), payload);
+        return DmaResult.Ok;
+    }
+}

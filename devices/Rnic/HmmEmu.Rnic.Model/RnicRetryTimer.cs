@@ -1,0 +1,117 @@
+using HmmEmu.Simulation;
+
+namespace HmmEmu.Rnic.Model;
+
+/// <summary>
+/// The NIC's timer: a daemon simulated thread that watches every QP's ACK deadline and RNR wait. An RNR wait that has
+/// passed releases the requester. An ACK deadline that has passed fires only when the link is quiet (nothing in
+/// flight, nothing waiting in either port): a packet still on its way is not lost. In deterministic mode that is
+/// exact virtual time; in threaded mode, where each thread keeps its own clock, the quiet check is what keeps a
+/// busy link from timing out spuriously. The timer sleeps at most <see cref="RnicModelOptions.TimerTickNs"/> at a time.
+/// </summary>
+internal sealed class RnicRetryTimer : IDisposable
+{
+    private readonly RnicModel _model;
+    private readonly Scheduler _scheduler;
+    private readonly SimWaitQueue _wake;
+    private readonly List<RnicQp> _qps = [];
+    private int _pending;
+    private int _stopping;
+    private readonly SimThread _thread;
+
+    public RnicRetryTimer(RnicModel model, Scheduler scheduler)
+    {
+        _model = model;
+        _scheduler = scheduler;
+        _wake = new SimWaitQueue(scheduler, $"rnic{model.Address} timer idle");
+        _thread = scheduler.Spawn($"rnic{model.Address} timer", Loop, SimThreadKind.Device, daemon: true);
+    }
+
+    /// <summary>A deadline was armed or changed: look again. Never sleeps.</summary>
+    public void Wake()
+    {
+        if (Interlocked.Exchange(ref _pending, 1) == 0)
+            _wake.WakeAll();
+    }
+
+    public void Dispose()
+    {
+        Volatile.Write(ref _stopping, 1);
+        _wake.WakeAll();
+        if (_thread.IsFinished)
+            return;
+        try
+        {
+            if (_scheduler.IsSimulatedThread || _scheduler.Mode == SchedulerMode.Threaded)
+                _thread.Join();
+            else
+                _scheduler.Run(_thread.Join);
+        }
+        catch (ObjectDisposedException)
+        {
+            // The machine is gone; so is the timer.
+        }
+        catch (SimulationAbortedException)
+        {
+            // The scheduler unwound every thread.
+        }
+    }
+
+    private void Loop()
+    {
+        while (Volatile.Read(ref _stopping) == 0)
+        {
+            _wake.WaitUntil(this, static t => Volatile.Read(ref t._pending) != 0 || Volatile.Read(ref t._stopping) != 0);
+            Volatile.Write(ref _pending, 0);
+            while (Volatile.Read(ref _stopping) == 0 && Scan(out ulong next))
+            {
+                ulong now = _scheduler.Clock.Now;
+                _scheduler.Sleep(Math.Clamp(next > now ? next - now : 1, 1, _model.Options.TimerTickNs));
+            }
+        }
+    }
+
+    // Fires what is due; returns whether any deadline is still armed (next: the earliest).
+    private bool Scan(out ulong next)
+    {
+        next = ulong.MaxValue;
+        ulong now = _scheduler.Clock.Now;
+        bool armed = false;
+        _model.CollectQps(_qps);
+        var link = _model.Link;
+        foreach (var qp in _qps)
+        {
+            bool releaseRnr = false, timeout = false;
+            lock (qp.Sync)
+            {
+                if (qp.RnrUntil != 0)
+                {
+                    if (now >= qp.RnrUntil)
+                    {
+                        qp.RnrUntil = 0;
+                        releaseRnr = true;
+                    }
+                    else
+                    {
+                        armed = true;
+                        next = Math.Min(next, qp.RnrUntil);
+                    }
+                }
+                if (qp.AckDeadline != 0)
+                {
+                    armed = true;
+                    if (now >= qp.AckDeadline && (link is null || link.IsQuiet))
+                        timeout = true;
+                    else
+                        next = Math.Min(next, Math.Max(qp.AckDeadline, now + 1));
+                }
+            }
+            if (releaseRnr)
+                _model.Requester.Kick(qp);
+            if (timeout)
+                _model.Completer.PostTimeout(qp, now);
+        }
+        _qps.Clear();
+        return armed;
+    }
+}
