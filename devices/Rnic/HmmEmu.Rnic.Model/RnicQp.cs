@@ -160,6 +160,9 @@ internal sealed class RnicQp(uint number, uint context, RnicPd pd, RnicCq sendCq
 
     public uint WriteLength { get; set; }
 
+    /// <summary>The first iova after the WRITE in progress (a fault reports the range up to it).</summary>
+    public ulong WriteEnd { get; set; }
+
     /// <summary>Executed atomics by PSN, so that a duplicate is answered again and never re-executed.</summary>
     public Queue<(uint Psn, ulong Original)> AtomicResources { get; } = new();
 

@@ -200,7 +200,7 @@ internal sealed class RnicResponder : IEngineWorkHandler<RnicPacket>, IDisposabl
         uint recvIndex = 0;
         ulong recvOffset = 0;
         RnicMr? mr = null;
-        ulong address = 0;
+        ulong address = 0, end = 0;
         uint total = 0;
         Verdict verdict = Verdict.Done;
         lock (qp.Sync)
@@ -239,12 +239,14 @@ internal sealed class RnicResponder : IEngineWorkHandler<RnicPacket>, IDisposabl
                     }
                     address = h.VirtualAddress;
                     total = h.DmaLength;
+                    end = address + total;
                 }
                 else if (qp.WriteMr is { } current)
                 {
                     mr = current;
                     address = qp.WriteAddress;
                     total = qp.WriteLength;
+                    end = qp.WriteEnd;
                 }
                 else
                 {
@@ -278,7 +280,7 @@ internal sealed class RnicResponder : IEngineWorkHandler<RnicPacket>, IDisposabl
             }
             else
             {
-                result = _dma.Copy(mr!, address, packet.Payload, toMemory: true, address + (ulong)packet.Payload.Length, out fault);
+                result = _dma.Copy(mr!, address, packet.Payload, toMemory: true, end, out fault);
             }
             verdict = result switch
             {
@@ -325,6 +327,7 @@ internal sealed class RnicResponder : IEngineWorkHandler<RnicPacket>, IDisposabl
                     qp.WriteMr = last ? null : mr;
                     qp.WriteAddress = address + (ulong)length;
                     qp.WriteLength = total;
+                    qp.WriteEnd = end;
                     if (last && needsRecv)
                     {
                         qp.RqConsumer = (recvIndex + 1) & qp.RqMask;
