@@ -1,4 +1,6 @@
 using System.Runtime.InteropServices;
+using HmmEmu.Gpu.Driver;
+using HmmEmu.Gpu.Model;
 using HmmEmu.Kernel;
 using HmmEmu.Kernel.Bus;
 using HmmEmu.Kernel.Vm;
@@ -15,7 +17,7 @@ namespace HmmEmu.Rnic.Tests;
 /// </summary>
 internal sealed class RnicMachine : IDisposable
 {
-    private RnicMachine(ulong seed, SchedulerMode mode, RnicLinkOptions? link, RnicDriverOptions? driver, ulong ramBytes)
+    private RnicMachine(ulong seed, SchedulerMode mode, RnicLinkOptions? link, RnicDriverOptions? driver, ulong ramBytes, bool withGpu)
     {
         Kernel = new HostKernel(KernelOptions.For(seed, mode) with { RamBytes = ramBytes });
         Bus = new PciBus(Kernel);
@@ -25,7 +27,18 @@ internal sealed class RnicMachine : IDisposable
         NicA.Connect(Link);
         NicB.Connect(Link);
         Driver = new RnicDriver(Kernel, driver);
+        if (withGpu)
+        {
+            Gpu = new GpuModel(Kernel, GpuModelOptions.Default with { VramBytes = 4UL << 20 });
+            GpuDriver = new GpuDriver(Kernel);
+        }
     }
+
+    /// <summary>A GPU in slot 2 (only when created with one), for the cross-device scenario.</summary>
+    public GpuModel? Gpu { get; }
+
+    /// <summary>The GPU's driver (only when created with a GPU).</summary>
+    public GpuDriver? GpuDriver { get; }
 
     public HostKernel Kernel { get; }
 
@@ -50,8 +63,8 @@ internal sealed class RnicMachine : IDisposable
     public Scheduler Scheduler => Kernel.Scheduler;
 
     public static RnicMachine Create(SchedulerMode mode = SchedulerMode.Deterministic, ulong seed = 1,
-        RnicLinkOptions? link = null, RnicDriverOptions? driver = null, ulong ramBytes = 256UL << 20) =>
-        new(seed, mode, link, driver, ramBytes);
+        RnicLinkOptions? link = null, RnicDriverOptions? driver = null, ulong ramBytes = 256UL << 20, bool withGpu = false) =>
+        new(seed, mode, link, driver, ramBytes, withGpu);
 
     /// <summary>
     /// Boots (plug, bind), creates processes A and B with a verbs context each (A on NIC 1, B on NIC 2), runs
@@ -66,6 +79,12 @@ internal sealed class RnicMachine : IDisposable
             Bus.Plug(1, NicB);
             if (Bus.RegisterDriver(Driver) != 2)
                 throw new InvalidOperationException("The RNIC driver did not bind to both NICs.");
+            if (Gpu is not null)
+            {
+                Bus.Plug(2, Gpu);
+                if (Bus.RegisterDriver(GpuDriver!) != 1)
+                    throw new InvalidOperationException("The GPU driver did not bind.");
+            }
             A = Kernel.CreateProcess("node-a");
             B = Kernel.CreateProcess("node-b");
             Check(Ibv.OpenDevice(Driver.Devices[0], A, out var ca));
@@ -77,6 +96,8 @@ internal sealed class RnicMachine : IDisposable
             Cb.Close();
             Kernel.SystemWorkQueue.Flush();
             Bus.UnregisterDriver(Driver);
+            if (GpuDriver is not null)
+                Bus.UnregisterDriver(GpuDriver);
         });
         Kernel.AssertNoWarnings();
     }
@@ -155,6 +176,7 @@ internal sealed class RnicMachine : IDisposable
     public void Dispose()
     {
         Bus.Dispose();
+        Gpu?.Dispose();
         Link.Dispose();
         NicA.Dispose();
         NicB.Dispose();

@@ -20,6 +20,8 @@ internal static class RnicScenarios
         ["munmap-target-during-writes"] = MunmapTargetDuringWrites,
         ["fork-with-odp-mrs"] = ForkWithOdpMrs,
         ["bad-requests"] = BadRequests,
+        ["lossy-link"] = LossyLink,
+        ["prefetch-and-completion-events"] = PrefetchAndCompletionEvents,
     };
 
     /// <summary>WRITE, READ, SEND/RECV and both atomics between the two processes.</summary>
@@ -230,6 +232,70 @@ internal static class RnicScenarios
             if (e.Type is not (IbvEventType.PortActive or IbvEventType.PortErr))
                 return e;
         }
+    }
+
+    /// <summary>
+    /// A link that loses, duplicates and reorders packets: RC retransmission still delivers a 1 MiB WRITE and a 1 MiB
+    /// READ (ODP on one side, pinned on the other) intact, and every WR completes once, in order.
+    /// </summary>
+    public static void LossyLink(RnicMachine m)
+    {
+        var pair = m.Connect(timeout: 4);
+        const int Bytes = 1 << 20;
+        ulong bufA = RnicMachine.Map(m.A, 2 * Bytes), bufB = RnicMachine.Map(m.B, Bytes);
+        RnicMachine.Fill(m.A, bufA, Bytes, 31);
+        RnicMachine.Check(m.Ca.RegMr(pair.PdA, bufA, 2 * Bytes, Remote, out var mrA));
+        RnicMachine.Check(m.Cb.RegMr(pair.PdB, bufB, Bytes, Remote | RnicAccessFlags.OnDemand, out var mrB));
+        m.Link.SetFaults(0.02, 0.02, 0.02);
+        Post(m.Ca, pair.QpA, new IbvSendWr(1, RnicWrOpcode.RdmaWrite, RnicSendFlags.Signaled, [new RnicSge(bufA, Bytes, mrA!.Lkey)], bufB, mrB!.Rkey));
+        Post(m.Ca, pair.QpA, new IbvSendWr(2, RnicWrOpcode.RdmaRead, RnicSendFlags.Signaled, [new RnicSge(bufA + Bytes, Bytes, mrA.Lkey)], bufB, mrB.Rkey));
+        Expect(m, m.Ca, pair.CqA, RnicWcStatus.Success, 1);
+        Expect(m, m.Ca, pair.CqA, RnicWcStatus.Success, 2);
+        m.Link.SetFaults(0, 0, 0);
+        var sent = RnicMachine.Read(m.A, bufA, Bytes);
+        Assert.Equal(sent, RnicMachine.Read(m.B, bufB, Bytes));
+        Assert.Equal(sent, RnicMachine.Read(m.A, bufA + Bytes, Bytes));
+        Assert.True(m.Link.Stats.Dropped > 0, "the link must have lost packets");
+        Assert.True(m.NicA.Stats.Retransmissions > 0, "the requester must have retransmitted");
+    }
+
+    /// <summary>
+    /// ibv_advise_mr prefetches an ODP target so the WRITE takes no fault; a SEND with the solicited bit fires a
+    /// solicited-only completion event on the receiver.
+    /// </summary>
+    public static void PrefetchAndCompletionEvents(RnicMachine m)
+    {
+        var pair = m.Connect();
+        const int Bytes = 128 * 1024;
+        ulong bufA = RnicMachine.Map(m.A, Bytes), bufB = RnicMachine.Map(m.B, Bytes);
+        RnicMachine.Fill(m.A, bufA, Bytes, 12);
+        RnicMachine.Check(m.Ca.RegMr(pair.PdA, bufA, Bytes, Remote, out var mrA));
+        RnicMachine.Check(m.Cb.RegMr(pair.PdB, bufB, Bytes, Remote | RnicAccessFlags.OnDemand, out var mrB));
+        RnicMachine.Check(m.Cb.AdviseMr(pair.PdB, IbvAdvice.PrefetchWrite, [new RnicSge(bufB, Bytes, mrB!.Lkey)]), "AdviseMr");
+        Assert.Equal(Bytes / 4096, mrB.PagesMapped);
+        long faults = m.Driver.Devices[1].FaultsHandled;
+        Post(m.Ca, pair.QpA, new IbvSendWr(1, RnicWrOpcode.RdmaWrite, RnicSendFlags.Signaled, [new RnicSge(bufA, Bytes, mrA!.Lkey)], bufB, mrB.Rkey));
+        Expect(m, m.Ca, pair.CqA, RnicWcStatus.Success, 1);
+        Assert.Equal(faults, m.Driver.Devices[1].FaultsHandled);
+        Assert.Equal(RnicMachine.Read(m.A, bufA, Bytes), RnicMachine.Read(m.B, bufB, Bytes));
+        // An AdviseMr outside the MR is refused.
+        Assert.Equal(Errno.EINVAL, m.Cb.AdviseMr(pair.PdB, IbvAdvice.Prefetch, [new RnicSge(bufB + Bytes - 8, 16, mrB.Lkey)]));
+
+        // Completion events: an unsolicited SEND does not fire a solicited-only arm; a solicited one does.
+        RnicMachine.Check(m.Cb.PostRecv(pair.QpB, new IbvRecvWr(10, [new RnicSge(bufB, 4096, mrB.Lkey)])));
+        RnicMachine.Check(m.Cb.PostRecv(pair.QpB, new IbvRecvWr(11, [new RnicSge(bufB + 4096, 4096, mrB.Lkey)])));
+        RnicMachine.Check(m.Cb.ReqNotifyCq(pair.CqB, solicitedOnly: true));
+        Post(m.Ca, pair.QpA, new IbvSendWr(2, RnicWrOpcode.Send, RnicSendFlags.Signaled, [new RnicSge(bufA, 100, mrA.Lkey)]));
+        Expect(m, m.Ca, pair.CqA, RnicWcStatus.Success, 2);
+        m.Scheduler.Sleep(50_000);
+        Assert.Equal(0, pair.CqB.PendingEvents);
+        Post(m.Ca, pair.QpA, new IbvSendWr(3, RnicWrOpcode.Send, RnicSendFlags.Signaled | RnicSendFlags.Solicited, [new RnicSge(bufA, 200, mrA.Lkey)]));
+        m.Cb.GetCqEvent(pair.CqB);
+        var first = m.WaitCompletion(m.Cb, pair.CqB);
+        var second = m.WaitCompletion(m.Cb, pair.CqB);
+        Assert.Equal((10UL, 100u), (first.WrId, first.ByteLen));
+        Assert.Equal((11UL, 200u, RnicWcFlags.Solicited), (second.WrId, second.ByteLen, second.Flags));
+        Expect(m, m.Ca, pair.CqA, RnicWcStatus.Success, 3);
     }
 
     private static void Post(IbvContext c, IbvQp qp, IbvSendWr wr) => RnicMachine.Check(c.PostSend(qp, wr), "PostSend");

@@ -250,6 +250,7 @@ internal sealed class RnicCompleter : IEngineWorkHandler<RnicCompleter.Work>, ID
                     return;
             }
             op.Placed = k + 1;
+            // Every placed response is forward progress: the retry budget refills and the ACK timer restarts.
             if (op.Placed == op.Packets)
             {
                 op.Done = true;
@@ -258,6 +259,14 @@ internal sealed class RnicCompleter : IEngineWorkHandler<RnicCompleter.Work>, ID
                 Progress(qp, now);
                 _model.RetireLocked(qp);
                 kick = true;
+            }
+            else
+            {
+                // The PSNs of the placed responses are acknowledged: a re-issued READ must fit the send window.
+                uint placedUpTo = RnicPacketHeader.PsnAdd(op.FirstPsn, (uint)op.Placed);
+                if (RnicPacketHeader.PsnDiff(placedUpTo, qp.AckedPsn) > 0)
+                    qp.AckedPsn = placedUpTo;
+                Progress(qp, now);
             }
         }
         if (kick)
