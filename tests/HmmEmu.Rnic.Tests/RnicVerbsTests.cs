@@ -44,6 +44,9 @@ public sealed class RnicVerbsTests
             Assert.Equal(Errno.EINVAL, m.Ca.ModifyQp(qp!, new RnicQpAttributes(State: RnicQpState.Init), RnicQpAttrMask.State));
             RnicMachine.Check(m.Ca.QueryQp(qp!, out var attrs));
             Assert.Equal(RnicQpState.Reset, attrs.State);
+            // Posting to a QP in RESET is refused by the library (the device would drop the doorbell).
+            Assert.Equal(Errno.EINVAL, m.Ca.PostSend(qp!, new IbvSendWr(1, RnicWrOpcode.Send, RnicSendFlags.Signaled, [])));
+            Assert.Equal(Errno.EINVAL, m.Ca.PostRecv(qp!, new IbvRecvWr(1, [])));
             // Objects in use cannot go.
             Assert.Equal(Errno.EBUSY, m.Ca.DeallocPd(pd!));
             Assert.Equal(Errno.EBUSY, m.Ca.DestroyCq(cq!));

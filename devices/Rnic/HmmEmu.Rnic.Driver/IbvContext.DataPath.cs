@@ -8,13 +8,13 @@ public sealed partial class IbvContext
 {
     /// <summary>
     /// ibv_post_send: writes the WQE and rings the SQ doorbell. ENOMEM when the SQ is full (slots free up as send
-    /// completions are polled), EINVAL for more than four SGEs or a destroyed QP. Never sleeps.
+    /// completions are polled), EINVAL for more than four SGEs, a destroyed QP or one in RESET. Never sleeps.
     /// </summary>
     public Errno PostSend(IbvQp qp, in IbvSendWr wr)
     {
         Own(qp, qp?.Context, "PostSend");
         var sges = wr.Sges ?? [];
-        if (sges.Length > RnicSendWqe.MaxSge || qp!.IsDestroyed)
+        if (sges.Length > RnicSendWqe.MaxSge || qp!.IsDestroyed || qp.State == RnicQpState.Reset)
             return Errno.EINVAL;
         var wqe = new RnicSendWqe(wr.Opcode, wr.Flags, (byte)sges.Length, wr.Imm, wr.WrId, wr.RemoteAddress, wr.Rkey,
             wr.CompareAdd, wr.Swap, Sge(sges, 0), Sge(sges, 1), Sge(sges, 2), Sge(sges, 3));
@@ -34,13 +34,13 @@ public sealed partial class IbvContext
 
     /// <summary>
     /// ibv_post_recv: writes the receive WQE and rings the RQ doorbell. ENOMEM when the RQ is full, EINVAL for more
-    /// than three SGEs or a destroyed QP. Never sleeps.
+    /// than three SGEs, a destroyed QP or one in RESET. Never sleeps.
     /// </summary>
     public Errno PostRecv(IbvQp qp, in IbvRecvWr wr)
     {
         Own(qp, qp?.Context, "PostRecv");
         var sges = wr.Sges ?? [];
-        if (sges.Length > RnicRecvWqe.MaxSge || qp!.IsDestroyed)
+        if (sges.Length > RnicRecvWqe.MaxSge || qp!.IsDestroyed || qp.State == RnicQpState.Reset)
             return Errno.EINVAL;
         var wqe = new RnicRecvWqe(wr.WrId, (byte)sges.Length, Sge(sges, 0), Sge(sges, 1), Sge(sges, 2));
         lock (qp.PostLock)

@@ -236,6 +236,8 @@ public sealed partial class IbvContext
         attributes.Write(block);
         uint qpn = qp!.QpNum;
         var done = Device.Execute(bus => RnicCommand.ModifyQp(0, qpn, mask, bus), block, default);
+        if (done.IsOk && (mask & RnicQpAttrMask.State) != 0)
+            qp.State = attributes.State;
         return RnicDevice.ToErrno(done.Status);
     }
 
@@ -248,6 +250,8 @@ public sealed partial class IbvContext
         uint qpn = qp!.QpNum;
         var done = Device.Execute(bus => RnicCommand.QueryQp(0, qpn, bus), default, block);
         attributes = done.IsOk ? RnicQpAttributes.Read(block) : default;
+        if (done.IsOk)
+            qp.State = attributes.State;
         return RnicDevice.ToErrno(done.Status);
     }
 

@@ -20,6 +20,7 @@ public sealed class IbvMr : IMmuIntervalNotifierOps
 
     private readonly RnicDevice _device;
     private readonly KMutex _lock;
+    private readonly KMutex _faultLock;
     private readonly ulong _firstPage;
     private readonly ulong[] _bus;
     private readonly bool[] _writable;
@@ -42,6 +43,7 @@ public sealed class IbvMr : IMmuIntervalNotifierOps
         _bus = new ulong[Entries];
         _writable = new bool[Entries];
         _lock = new KMutex(_device.Kernel, "rnic mr");
+        _faultLock = new KMutex(_device.Kernel, "rnic mr fault");
     }
 
     /// <summary>Its PD.</summary>
@@ -149,8 +151,11 @@ public sealed class IbvMr : IMmuIntervalNotifierOps
         return Errno.Ok;
     }
 
+    // Waits for a fault or prefetch being served on this MR (it holds the fault lock), so that none uses the notifier
+    // or the MTT while they go.
     private void Release()
     {
+        using var serving = _faultLock.Scoped();
         _notifier?.Remove();
         _notifier = null;
         using (_lock.Scoped())
@@ -179,6 +184,7 @@ public sealed class IbvMr : IMmuIntervalNotifierOps
     internal Errno ResolveFault(ulong address, ulong length, bool write)
     {
         _device.Kernel.MightSleep("IbvMr.ResolveFault");
+        using var serving = _faultLock.Scoped();
         if (_notifier is null || Volatile.Read(ref _mmGone) != 0)
             return Errno.EFAULT;
         if (write && !DeviceWrites)
@@ -350,7 +356,12 @@ public sealed class IbvMr : IMmuIntervalNotifierOps
                 return true;
             // The device may be using these translations right now: only after INVALIDATE_MTT completes (its DMA
             // through them drained) may the pages go back to the CPU.
-            _device.Execute(RnicCommand.InvalidateMtt(0, new RnicKey(Lkey), (ulong)lo, (ulong)(hi - lo + 1)));
+            var done = _device.Execute(RnicCommand.InvalidateMtt(0, new RnicKey(Lkey), (ulong)lo, (ulong)(hi - lo + 1)));
+            if (!done.IsOk && !_device.IsRemoved)
+            {
+                _device.Kernel.Warn($"rnic: INVALIDATE_MTT of MR 0x{Lkey:x8} entries {lo}..{hi} failed ({done.Status}); " +
+                    "the pages are released although the device may still hold their translations.");
+            }
             for (int i = lo; i <= hi; i++)
                 Unmap(i);
             Interlocked.Increment(ref _invalidations);

@@ -43,6 +43,12 @@ public sealed class IbvQp
     /// <summary>Receive WQEs the RQ holds.</summary>
     public uint RqEntries { get; }
 
+    /// <summary>
+    /// The state the last successful <see cref="IbvContext.ModifyQp"/> set (the device may since have moved the QP to
+    /// ERR by itself; <see cref="IbvContext.QueryQp"/> tells).
+    /// </summary>
+    public RnicQpState State { get; internal set; } = RnicQpState.Reset;
+
     internal DmaCoherentBuffer Sq { get; }
 
     internal DmaCoherentBuffer Rq { get; }

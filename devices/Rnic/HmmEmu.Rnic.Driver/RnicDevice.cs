@@ -113,7 +113,9 @@ public sealed class RnicDevice
         _bar0.Write64(EqBase, _events.BusAddress);
         _bar0.Write32(EqSize, Options.EventEntries);
         _bar0.Write32(Control, ControlEnable);
-        return (_bar0.Read32(RnicRegisters.Status) & StatusEnabled) != 0 ? Errno.Ok : Errno.EIO;
+        // A queue configuration the device refused shows as an error bit while ENABLED still reads 1.
+        uint status = _bar0.Read32(RnicRegisters.Status);
+        return (status & StatusEnabled) != 0 && (status & (StatusCommandError | StatusBadRegister)) == 0 ? Errno.Ok : Errno.EIO;
     }
 
     /// <summary>Unbind: every user context is closed (its objects destroyed in the safe order), then the device stops.</summary>

@@ -128,7 +128,7 @@ public sealed partial class RnicModel
                 DeviceError(RnicDeviceError.WriteBack, RnicRegisters.StatusBadRegister, cq.RingAddress);
                 break;
         }
-        EnterErrorLocked(qp, RnicEventType.QpFatal, RnicWcStatus.FatalErr);
+        EnterErrorLocked(qp, RnicEventType.QpFatal, RnicWcStatus.GeneralErr);
         return false;
     }
 }

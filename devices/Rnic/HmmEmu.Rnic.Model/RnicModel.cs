@@ -408,7 +408,12 @@ public sealed partial class RnicModel : IPciDevice, IMmio, IRnicPort, IDisposabl
         {
             _control.ClearBits(ControlReset);
             if (wasEnabled == enable)
+            {
                 StartReset();
+                // RESET keeps ENABLE: the queues start again at index 0 from the configuration latched before.
+                if (enable)
+                    ConfigureOnEnable();
+            }
         }
         if (wasEnabled && !enable)
         {

@@ -188,9 +188,12 @@ internal sealed class RnicQp(uint number, uint context, RnicPd pd, RnicCq sendCq
         SendEpoch++;
     }
 
-    /// <summary>Whether the QP's send side may start or continue sending.</summary>
+    /// <summary>
+    /// Whether the QP's send side may send: in RTS, and in SQD for the WQEs it already started (the requester fetches new
+    /// ones only in RTS). Not while a fault or an RNR wait holds it.
+    /// </summary>
     public bool CanSendLocked(ulong now) =>
-        State == RnicQpState.Rts && !Destroyed && !RequesterFault && (RnrUntil == 0 || now >= RnrUntil);
+        State is RnicQpState.Rts or RnicQpState.Sqd && !Destroyed && !RequesterFault && (RnrUntil == 0 || now >= RnrUntil);
 
     /// <summary>Moves the cursor back to <paramref name="psn"/> (the first PSN to send again). Returns false if no op owns it.</summary>
     public bool RewindLocked(uint psn)

@@ -259,7 +259,7 @@ internal sealed class RnicResponder : IEngineWorkHandler<RnicPacket>, IDisposabl
             }
         }
         DmaFault fault = default;
-        bool lengthError = false;
+        bool lengthError = false, recvProtection = false;
         if (verdict == Verdict.Done && packet.Payload.Length != 0)
         {
             DmaResult result;
@@ -288,6 +288,7 @@ internal sealed class RnicResponder : IEngineWorkHandler<RnicPacket>, IDisposabl
                 DmaResult.ProtectionError => send ? Verdict.NakOperational : Verdict.NakAccess,
                 _ => Verdict.Done,
             };
+            recvProtection = send && result == DmaResult.ProtectionError;
         }
         RnicPacket? reply;
         lock (qp.Sync)
@@ -300,6 +301,13 @@ internal sealed class RnicResponder : IEngineWorkHandler<RnicPacket>, IDisposabl
                 qp.RecvWqe = null;
                 qp.RqConsumer = (recvIndex + 1) & qp.RqMask;
                 verdict = Verdict.NakInvalid;
+            }
+            if (recvProtection)
+            {
+                // The receive WQE's own SGEs are bad: it completes with LocProtErr before the QP goes to ERR.
+                _model.WriteRecvCqeLocked(qp, recv.WrId, recvIndex, RnicWcStatus.LocProtErr, RnicWcOpcode.Recv, 0, 0, 0);
+                qp.RecvWqe = null;
+                qp.RqConsumer = (recvIndex + 1) & qp.RqMask;
             }
             if (verdict != Verdict.Done)
             {

@@ -102,8 +102,10 @@ internal sealed class RnicRetryTimer : IDisposable
                     armed = true;
                     if (now >= qp.AckDeadline && (link is null || link.IsQuiet))
                         timeout = true;
+                    else if (now >= qp.AckDeadline)
+                        next = Math.Min(next, now + _model.Options.TimerTickNs);     // due, but packets are still moving
                     else
-                        next = Math.Min(next, Math.Max(qp.AckDeadline, now + 1));
+                        next = Math.Min(next, qp.AckDeadline);
                 }
             }
             if (releaseRnr)
