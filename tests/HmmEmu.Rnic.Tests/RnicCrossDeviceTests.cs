@@ -8,12 +8,28 @@ namespace HmmEmu.Rnic.Tests;
 // of another owner and migrates them back to RAM through the GPU driver's migrate_to_ram, and the data arrives intact.
 public sealed class RnicCrossDeviceTests
 {
-    [Theory]
-    [InlineData(SchedulerMode.Deterministic, 1UL)]
-    [InlineData(SchedulerMode.Deterministic, 2UL)]
-    [InlineData(SchedulerMode.Deterministic, 3UL)]
-    [InlineData(SchedulerMode.Threaded, 1UL)]
-    public void Odp_mr_over_gpu_resident_pages_brings_them_back_and_moves_the_bytes(SchedulerMode mode, ulong seed)
+    [Fact]
+    public void Odp_mr_over_gpu_resident_pages_holds_for_50_seeds_and_threaded()
+    {
+        for (ulong seed = 1; seed <= 50; seed++)
+            RunOnce(SchedulerMode.Deterministic, seed);
+        for (ulong run = 1; run <= 3; run++)
+            RunOnce(SchedulerMode.Threaded, run);
+    }
+
+    private static void RunOnce(SchedulerMode mode, ulong seed)
+    {
+        try
+        {
+            Run(mode, seed);
+        }
+        catch (Exception e)
+        {
+            throw new InvalidOperationException($"The cross-device scenario failed in {mode} mode with seed {seed} (replay: that seed alone).", e);
+        }
+    }
+
+    private static void Run(SchedulerMode mode, ulong seed)
     {
         using var machine = RnicMachine.Create(mode, seed, withGpu: true);
         machine.Run(m =>
