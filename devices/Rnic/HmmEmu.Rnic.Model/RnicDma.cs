@@ -27,6 +27,14 @@ internal readonly record struct DmaFault(uint Key, ulong Address, uint Length, R
 internal sealed class RnicDma(RnicModel model)
 {
     /// <summary>Copies <paramref name="buffer"/> to (<paramref name="toMemory"/>) or from the MR at <paramref name="address"/>.</summary>
+    /// <remarks>
+    /// The translation cache and the MTT source know an MR only by its index, and DEREG_MR frees the index for the
+    /// next REG_MR once the DMA that translated through it has drained. A caller may still hold the old
+    /// <see cref="RnicMr"/> (a WRITE in progress resumed after a pause, a key looked up before the DEREG), so every
+    /// translation is checked against <see cref="RnicMr.IsLive"/> after it is published (and before a miss can raise a
+    /// fault for a dead key): DEREG_MR kills the MR before it invalidates, so either this use is awaited (the index
+    /// cannot be reused under it) or it sees the MR dead.
+    /// </remarks>
     public DmaResult Copy(RnicMr mr, ulong address, Span<byte> buffer, bool toMemory, ulong accessEnd, out DmaFault fault)
     {
         fault = default;
@@ -40,6 +48,8 @@ internal sealed class RnicDma(RnicModel model)
             {
                 ulong va = address + (ulong)done;
                 var result = translation.Translate(use, mr.CacheId, va, access);
+                if (!mr.IsLive)
+                    return DmaResult.ProtectionError;     // deregistered: the index may name another MR now
                 if (!result.IsOk)
                     return Miss(mr, result.Status, va, accessEnd, toMemory ? RnicFaultAccess.Write : RnicFaultAccess.Read, out fault);
                 int chunk = (int)Math.Min(result.Length, (ulong)(buffer.Length - done));
@@ -106,6 +116,8 @@ internal sealed class RnicDma(RnicModel model)
         try
         {
             var result = translation.Translate(use, mr.CacheId, address, Access.Atomic);
+            if (!mr.IsLive)
+                return DmaResult.ProtectionError;         // deregistered: see Copy
             if (!result.IsOk)
                 return Miss(mr, result.Status, address, address + 8, RnicFaultAccess.Atomic, out fault);
             if (!model.Memory.TryGetSpan(result.Address, 8, write: true, out var span) || span.Length < 8 || (result.Address & 7) != 0)
