@@ -466,6 +466,29 @@ public sealed class RnicLinkTests
         Assert.Equal(0, link.InFlight);
     }
 
+    [Theory]
+    [InlineData(SchedulerMode.Deterministic)]
+    [InlineData(SchedulerMode.Threaded)]
+    public void SendBurst_CleanLink_DeliversEveryPacketOnceInOrder(SchedulerMode mode)
+    {
+        using var s = Scheduler.Create(new SimulationOptions { Seed = 5, Mode = mode });
+        var a = new RecordingPort(s, 1);
+        var b = new RecordingPort(s, 2);
+        using var link = new RnicLink(s, a, b);
+        s.Run(() =>
+        {
+            var burst = new List<RnicPacket>();
+            for (uint psn = 0; psn < 40; psn++)
+                burst.Add(new RnicPacket(new RnicPacketHeader(RnicPacketOpcode.RdmaWriteMiddle, 0, 2, psn, 1), new byte[100]));
+            link.SendBurst(a, burst);
+            for (int i = 0; !link.IsQuiet && i < 100_000; i++)
+                s.Sleep(100);
+        });
+        Assert.Equal(Enumerable.Range(0, 40).Select(i => (uint)i), b.Received.Select(r => r.Psn));
+        Assert.Equal(40, link.Stats.Delivered);
+        Assert.Equal(0, link.InFlight);
+    }
+
     private readonly record struct Receipt(uint Address, uint Psn, ulong Time);
 
     /// <summary>A port that records what it receives (its address, the PSN, and the virtual time of receipt).</summary>
@@ -494,6 +517,12 @@ public sealed class RnicLinkTests
             var receipt = new Receipt(address, packet.Header.Psn, scheduler.Clock.Now);
             lock (_lock)
                 _received.Add(receipt);
+        }
+
+        public void ReceiveBurst(IReadOnlyList<RnicPacket> packets)
+        {
+            foreach (var packet in packets)
+                Receive(packet);
         }
     }
 }

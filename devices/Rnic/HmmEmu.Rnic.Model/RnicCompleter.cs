@@ -23,9 +23,10 @@ internal sealed class RnicCompleter : IEngineWorkHandler<RnicCompleter.Work>, ID
     }
 
     /// <summary>An incoming response, or an ACK timeout the timer saw expire at <paramref name="Now"/>.</summary>
-    internal readonly record struct Work(RnicPacket? Packet, RnicQp? TimedOut, ulong Now);
+    internal readonly record struct Work(RnicPacket[]? Packets, RnicQp? TimedOut, ulong Now);
 
-    public bool Post(RnicPacket packet) => _worker.Post(new Work(packet, null, 0));
+    /// <summary>Queues responses (one or a burst) in arrival order. Never sleeps.</summary>
+    public bool Post(RnicPacket[] packets) => _worker.Post(new Work(packets, null, 0));
 
     public void PostTimeout(RnicQp qp, ulong now) => _worker.Post(new Work(null, qp, now));
 
@@ -36,20 +37,26 @@ internal sealed class RnicCompleter : IEngineWorkHandler<RnicCompleter.Work>, ID
             OnTimeout(qp, Math.Max(item.Now, _model.Scheduler.Clock.Now));
             return;
         }
-        try
+        foreach (var packet in item.Packets!)
         {
-            Handle(item.Packet!);
-        }
-        finally
-        {
-            _model.PacketProcessed();
+            try
+            {
+                Handle(packet);
+            }
+            finally
+            {
+                _model.PacketProcessed();
+            }
         }
     }
 
     public void Abort(Work item)
     {
-        if (item.Packet is not null)
-            _model.PacketProcessed();
+        if (item.Packets is { } packets)
+        {
+            foreach (var packet in packets)
+                _model.PacketProcessed();
+        }
     }
 
     public void Dispose() => _worker.Dispose();
@@ -335,7 +342,7 @@ internal sealed class RnicCompleter : IEngineWorkHandler<RnicCompleter.Work>, ID
     {
         qp.RetriesLeft = qp.RetryCount;
         qp.RnrRetriesLeft = qp.RnrRetry;
-        qp.AckDeadline = HasUnacknowledgedLocked(qp) && qp.Timeout != 0 ? now + RnicTimers.TimeoutNs(qp.Timeout) : 0;
+        qp.AckDeadline = HasUnacknowledgedLocked(qp) && qp.AckOwedLocked && qp.Timeout != 0 ? now + RnicTimers.TimeoutNs(qp.Timeout) : 0;
     }
 
     // The WQE that owns psn (else the oldest outstanding one) completes with status; the QP goes to ERR.

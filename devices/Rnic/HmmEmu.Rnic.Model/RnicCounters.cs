@@ -8,6 +8,8 @@ internal sealed class RnicCounter
     public long Value => Interlocked.Read(ref _value);
 
     public void Increment() => Interlocked.Increment(ref _value);
+
+    public void Add(long n) => Interlocked.Add(ref _value, n);
 }
 
 /// <summary>The data path's counters.</summary>

@@ -42,6 +42,7 @@ public sealed class RnicLink : IDisposable
     private double _reorder;             // under _lock
     private bool _disposed;              // written under _lock; workers read it atomically
     private int _inFlight;
+    private Action[] _quietCallbacks = [];
     private long _sent;
     private long _delivered;
     private long _dropped;
@@ -143,7 +144,7 @@ public sealed class RnicLink : IDisposable
 
         ulong now = _scheduler.Clock.Now;
         ulong wireNs = ((ulong)packet.WireBytes + Options.BytesPerNs - 1) / Options.BytesPerNs;
-        bool lost = false, duplicated = false, reordered = false;
+        bool lost = false, duplicated = false, reordered = false, direct = false;
         Interlocked.Increment(ref _sent);
         lock (_lock)
         {
@@ -154,8 +155,16 @@ public sealed class RnicLink : IDisposable
             }
             ulong departure = Math.Max(now, dir.WireFreeAt) + wireNs;
             dir.WireFreeAt = departure;             // a lost packet held the wire too: it is lost beyond it
-            lost = dir.Random.Chance(_loss);
-            if (!lost)
+            if (_scheduler.Mode == SchedulerMode.Threaded && _loss == 0 && _duplicate == 0 && _reorder == 0 &&
+                dir.Worker.Outstanding == 0)
+            {
+                // Threaded mode, a clean link and nothing queued this way: hand the packet over on the sender's thread.
+                // Each thread keeps its own clock there, so the worker's sleep until the arrival time would only cost a
+                // thread wake-up per packet; the order per direction is kept, since nothing is queued before it.
+                Interlocked.Increment(ref _inFlight);
+                direct = true;
+            }
+            else if (!(lost = dir.Random.Chance(_loss)))
             {
                 duplicated = dir.Random.Chance(_duplicate);
                 reordered = dir.Random.Chance(_reorder);
@@ -171,6 +180,11 @@ public sealed class RnicLink : IDisposable
             }
         }
 
+        if (direct)
+        {
+            Deliver(dir.To, packet);
+            return;
+        }
         if (lost)
         {
             Interlocked.Increment(ref _dropped);
@@ -187,6 +201,52 @@ public sealed class RnicLink : IDisposable
             Interlocked.Increment(ref _reordered);
             _scheduler.Trace.Record(s_reorderEvent, dir.From.Address, dir.To.Address, packet.Header.Psn);
         }
+    }
+
+    /// <summary>
+    /// Sends <paramref name="packets"/> from <paramref name="from"/>, in order, as <see cref="Send"/> would one by one.
+    /// In threaded mode on a clean link with nothing queued that way, the whole burst is handed to the other port in
+    /// one call, so its engines wake once per burst instead of once per packet. Never sleeps.
+    /// </summary>
+    public void SendBurst(IRnicPort from, IReadOnlyList<RnicPacket> packets)
+    {
+        ArgumentNullException.ThrowIfNull(packets);
+        if (packets.Count == 0)
+            return;
+        var dir = ReferenceEquals(from, PortA) ? _aToB : ReferenceEquals(from, PortB) ? _bToA : null;
+        bool direct = false;
+        if (dir is not null && _scheduler.Mode == SchedulerMode.Threaded)
+        {
+            ulong now = _scheduler.Clock.Now;
+            lock (_lock)
+            {
+                if (!_disposed && _loss == 0 && _duplicate == 0 && _reorder == 0 && dir.Worker.Outstanding == 0)
+                {
+                    foreach (var packet in packets)
+                    {
+                        ulong wireNs = ((ulong)packet.WireBytes + Options.BytesPerNs - 1) / Options.BytesPerNs;
+                        dir.WireFreeAt = Math.Max(now, dir.WireFreeAt) + wireNs;
+                    }
+                    Interlocked.Add(ref _inFlight, packets.Count);
+                    Interlocked.Add(ref _sent, packets.Count);
+                    direct = true;
+                }
+            }
+        }
+        if (!direct)
+        {
+            foreach (var packet in packets)
+                Send(from, packet);
+            return;
+        }
+        long bytes = 0;
+        foreach (var packet in packets)
+            bytes += packet.WireBytes;
+        dir!.To.ReceiveBurst(packets);
+        Interlocked.Add(ref _delivered, packets.Count);
+        Interlocked.Add(ref _bytesDelivered, bytes);
+        if (Interlocked.Add(ref _inFlight, -packets.Count) == 0)
+            NotifyIfQuiet();
     }
 
     /// <summary>
@@ -253,6 +313,28 @@ public sealed class RnicLink : IDisposable
             return Math.Max(now, dir.WireFreeAt) + 1 + Options.LatencyNs;
     }
 
+    /// <summary>
+    /// Registers <paramref name="callback"/> to run whenever the link may have become quiet (see <see cref="IsQuiet"/>):
+    /// when the last packet in flight was delivered or dropped, or when a port reports its backlog empty through
+    /// <see cref="NotifyIfQuiet"/>. It runs on the thread that made the link quiet and must not sleep. A NIC's retry
+    /// timer uses it: in threaded mode an ACK timeout is decided by a quiet link, not by the clock.
+    /// </summary>
+    public void OnQuiet(Action callback)
+    {
+        ArgumentNullException.ThrowIfNull(callback);
+        lock (_lock)
+            _quietCallbacks = [.. _quietCallbacks, callback];
+    }
+
+    /// <summary>Runs the <see cref="OnQuiet"/> callbacks if the link is quiet now. Never sleeps.</summary>
+    public void NotifyIfQuiet()
+    {
+        if (!IsQuiet)
+            return;
+        foreach (var callback in Volatile.Read(ref _quietCallbacks))
+            callback();
+    }
+
     /// <summary>Hands <paramref name="packet"/> to <paramref name="to"/>. Runs on a worker thread; no lock held.</summary>
     private void Deliver(IRnicPort to, RnicPacket packet)
     {
@@ -260,14 +342,16 @@ public sealed class RnicLink : IDisposable
         Interlocked.Increment(ref _delivered);
         Interlocked.Add(ref _bytesDelivered, packet.WireBytes);
         // Only now, so that the packet is always either in flight or in the port's backlog (see IsQuiet).
-        Interlocked.Decrement(ref _inFlight);
+        if (Interlocked.Decrement(ref _inFlight) == 0)
+            NotifyIfQuiet();
     }
 
     /// <summary>Counts one packet copy as dropped. Any thread.</summary>
     private void DropOne()
     {
         Interlocked.Increment(ref _dropped);
-        Interlocked.Decrement(ref _inFlight);
+        if (Interlocked.Decrement(ref _inFlight) == 0)
+            NotifyIfQuiet();
     }
 
     /// <summary>One copy of a packet on the wire: when it arrives, and its place in the direction's send order.</summary>

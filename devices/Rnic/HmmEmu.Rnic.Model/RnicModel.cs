@@ -254,6 +254,7 @@ public sealed partial class RnicModel : IPciDevice, IMmio, IRnicPort, IDisposabl
         ArgumentNullException.ThrowIfNull(link);
         if (Interlocked.CompareExchange(ref _link, link, null) is not null)
             throw new InvalidOperationException($"rnic{Address}: the port is already connected to a link; a NIC has one port.");
+        link.OnQuiet(_timer.LinkQuiet);
     }
 
     /// <inheritdoc />
@@ -270,9 +271,36 @@ public sealed partial class RnicModel : IPciDevice, IMmio, IRnicPort, IDisposabl
     {
         ArgumentNullException.ThrowIfNull(packet);
         Interlocked.Increment(ref _receiveBacklog);
-        bool posted = IsResponse(packet.Header.Opcode) ? _completer.Post(packet) : _responder.Post(packet);
+        bool posted = IsResponse(packet.Header.Opcode) ? _completer.Post([packet]) : _responder.Post([packet]);
         if (!posted)
             Interlocked.Decrement(ref _receiveBacklog);
+    }
+
+    /// <inheritdoc />
+    public void ReceiveBurst(IReadOnlyList<RnicPacket> packets)
+    {
+        ArgumentNullException.ThrowIfNull(packets);
+        int responses = 0;
+        foreach (var packet in packets)
+        {
+            if (IsResponse(packet.Header.Opcode))
+                responses++;
+        }
+        var toCompleter = new RnicPacket[responses];
+        var toResponder = new RnicPacket[packets.Count - responses];
+        int c = 0, r = 0;
+        foreach (var packet in packets)
+        {
+            if (IsResponse(packet.Header.Opcode))
+                toCompleter[c++] = packet;
+            else
+                toResponder[r++] = packet;
+        }
+        Interlocked.Add(ref _receiveBacklog, packets.Count);
+        if (toResponder.Length != 0 && !_responder.Post(toResponder))
+            Interlocked.Add(ref _receiveBacklog, -toResponder.Length);
+        if (toCompleter.Length != 0 && !_completer.Post(toCompleter))
+            Interlocked.Add(ref _receiveBacklog, -toCompleter.Length);
     }
 
     /// <summary>
@@ -304,12 +332,22 @@ public sealed partial class RnicModel : IPciDevice, IMmio, IRnicPort, IDisposabl
 
     // ---- for the engines (any thread; never sleep) -----------------------------------------------------------------
 
-    internal void PacketProcessed() => Interlocked.Decrement(ref _receiveBacklog);
+    internal void PacketProcessed()
+    {
+        if (Interlocked.Decrement(ref _receiveBacklog) == 0)
+            Link?.NotifyIfQuiet();
+    }
 
     internal void Send(RnicPacket packet)
     {
         Counters.PacketsSent.Increment();
         Link?.Send(this, packet);
+    }
+
+    internal void SendBurst(IReadOnlyList<RnicPacket> packets)
+    {
+        Counters.PacketsSent.Add(packets.Count);
+        Link?.SendBurst(this, packets);
     }
 
     internal RnicQp? FindQp(uint qpn) => qpn < (uint)_qps.Length ? Volatile.Read(ref _qps[qpn]) : null;

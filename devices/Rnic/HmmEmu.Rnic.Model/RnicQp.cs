@@ -110,8 +110,21 @@ internal sealed class RnicQp(uint number, uint context, RnicPd pd, RnicCq sendCq
 
     public int RnrRetriesLeft { get; set; }
 
-    /// <summary>Virtual time at which the ACK timer expires; 0 when not armed.</summary>
+    /// <summary>
+    /// Virtual time at which the ACK timer expires; 0 when not armed. It runs only while a packet that asked for an
+    /// ACK (<see cref="LastAckRequestPsn"/>) is unacknowledged: packets in the middle of a burst are acknowledged by
+    /// the ACK of a later one, so a requester still sending is never timed out.
+    /// </summary>
     public ulong AckDeadline { get; set; }
+
+    /// <summary>The PSN of the last packet sent with AckRequest (valid once <see cref="AckRequested"/>).</summary>
+    public uint LastAckRequestPsn { get; set; }
+
+    /// <summary>Whether a packet with AckRequest was sent since the QP entered RTS.</summary>
+    public bool AckRequested { get; set; }
+
+    /// <summary>Whether a packet that asked for an ACK is still unacknowledged.</summary>
+    public bool AckOwedLocked => AckRequested && RnicPacketHeader.PsnDiff(LastAckRequestPsn, AckedPsn) >= 0;
 
     /// <summary>Virtual time until which an RNR NAK holds the requester; 0 when not waiting.</summary>
     public ulong RnrUntil { get; set; }
@@ -177,6 +190,7 @@ internal sealed class RnicQp(uint number, uint context, RnicPd pd, RnicCq sendCq
         Outstanding.Clear();
         CursorOp = CursorPacket = 0;
         AckDeadline = RnrUntil = 0;
+        AckRequested = false;
         RequesterFault = ResponderFault = false;
         RecvWqe = null;
         RecvOffset = 0;

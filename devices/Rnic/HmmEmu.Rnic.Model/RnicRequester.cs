@@ -14,7 +14,11 @@ internal sealed class RnicRequester : IEngineWorkHandler<RnicQp>, IDisposable
 {
     private readonly RnicModel _model;
     private readonly RnicDma _dma;
+    private const int BurstPackets = 32;
+
     private readonly EngineWorker<RnicQp> _worker;
+    private readonly List<RnicPacket> _burst = new(BurstPackets);     // the worker thread's
+    private int _active;
 
     public RnicRequester(RnicModel model, Scheduler scheduler)
     {
@@ -72,18 +76,28 @@ internal sealed class RnicRequester : IEngineWorkHandler<RnicQp>, IDisposable
         return true;
     }
 
+    /// <summary>Whether the engine is inside a QP's send loop (a packet it committed may not be on the link yet).</summary>
+    public bool IsActive => Volatile.Read(ref _active) != 0;
+
     public void Run(RnicQp qp)
     {
         Interlocked.Increment(ref qp.Busy);
+        Interlocked.Increment(ref _active);
         try
         {
+            // Packets go to the link in bursts, so that the far side's engines wake once per burst.
             while (Step(qp))
             {
+                if (_burst.Count == BurstPackets)
+                    Flush();
             }
         }
         finally
         {
+            Flush();
             Interlocked.Decrement(ref qp.Busy);
+            if (Interlocked.Decrement(ref _active) == 0)
+                _model.Timer.LinkQuiet();
         }
     }
 
@@ -94,7 +108,7 @@ internal sealed class RnicRequester : IEngineWorkHandler<RnicQp>, IDisposable
 
     public void Dispose() => _worker.Dispose();
 
-    // Sends one packet. Returns false when the QP cannot send anything more for now.
+    // Builds one packet into the burst. Returns false when the QP cannot send anything more for now.
     private bool Step(RnicQp qp)
     {
         RnicSendOp op;
@@ -115,6 +129,7 @@ internal sealed class RnicRequester : IEngineWorkHandler<RnicQp>, IDisposable
             epoch = qp.SendEpoch;
         }
         var result = Build(qp, op, k, out var packet, out var fault);
+        bool armed = false;
         lock (qp.Sync)
         {
             if (qp.SendEpoch != epoch)
@@ -141,13 +156,30 @@ internal sealed class RnicRequester : IEngineWorkHandler<RnicQp>, IDisposable
             {
                 qp.CursorPacket = k + 1;
             }
-            if (qp.AckDeadline == 0 && qp.Timeout != 0)
-                qp.AckDeadline = now + RnicTimers.TimeoutNs(qp.Timeout);
+            if ((packet!.Header.Flags & RnicPacketFlags.AckRequest) != 0)
+            {
+                qp.LastAckRequestPsn = packet.Header.Psn;
+                qp.AckRequested = true;
+                if (qp.AckDeadline == 0 && qp.Timeout != 0)
+                {
+                    qp.AckDeadline = now + RnicTimers.TimeoutNs(qp.Timeout);
+                    armed = true;
+                }
+            }
         }
-        _model.Timer.Wake();
+        if (armed)
+            _model.Timer.Wake();        // only a new deadline needs the timer: it re-reads deadlines when it wakes anyway
         _model.Scheduler.Charge(_model.Options.PacketNs);
-        _model.Send(packet!);
+        _burst.Add(packet!);
         return true;
+    }
+
+    private void Flush()
+    {
+        if (_burst.Count == 0)
+            return;
+        _model.SendBurst(_burst);
+        _burst.Clear();
     }
 
     // Takes the next WQE off the SQ, if the limits allow. Under the QP's lock.

@@ -12,18 +12,17 @@ namespace HmmEmu.Rnic.Model;
 /// atomic. An ODP miss pauses the responder at that PSN: it raises a responder page fault and answers RNR NAK until
 /// RESUME.
 /// </summary>
-internal sealed class RnicResponder : IEngineWorkHandler<RnicPacket>, IDisposable
+internal sealed class RnicResponder : IEngineWorkHandler<RnicPacket[]>, IDisposable
 {
     private readonly RnicModel _model;
     private readonly RnicDma _dma;
-    private readonly EngineWorker<RnicPacket> _worker;
-    private int _queued;
+    private readonly EngineWorker<RnicPacket[]> _worker;
 
     public RnicResponder(RnicModel model, Scheduler scheduler)
     {
         _model = model;
         _dma = new RnicDma(model);
-        _worker = new EngineWorker<RnicPacket>(scheduler, $"rnic{model.Address} responder", this);
+        _worker = new EngineWorker<RnicPacket[]>(scheduler, $"rnic{model.Address} responder", this);
     }
 
     private enum Verdict
@@ -37,14 +36,8 @@ internal sealed class RnicResponder : IEngineWorkHandler<RnicPacket>, IDisposabl
         Drop,
     }
 
-    public bool Post(RnicPacket packet)
-    {
-        Interlocked.Increment(ref _queued);
-        if (_worker.Post(packet))
-            return true;
-        Interlocked.Decrement(ref _queued);
-        return false;
-    }
+    /// <summary>Queues packets (one or a burst) in arrival order. Never sleeps.</summary>
+    public bool Post(RnicPacket[] packets) => _worker.Post(packets);
 
     /// <summary>RESUME of the responder side. Returns false when no responder fault is pending.</summary>
     public bool Resume(RnicQp qp, bool error)
@@ -66,23 +59,25 @@ internal sealed class RnicResponder : IEngineWorkHandler<RnicPacket>, IDisposabl
         return true;
     }
 
-    public void Run(RnicPacket packet)
+    public void Run(RnicPacket[] packets)
     {
-        try
+        foreach (var packet in packets)
         {
-            Handle(packet);
-        }
-        finally
-        {
-            Interlocked.Decrement(ref _queued);
-            _model.PacketProcessed();
+            try
+            {
+                Handle(packet);
+            }
+            finally
+            {
+                _model.PacketProcessed();
+            }
         }
     }
 
-    public void Abort(RnicPacket packet)
+    public void Abort(RnicPacket[] packets)
     {
-        Interlocked.Decrement(ref _queued);
-        _model.PacketProcessed();
+        foreach (var packet in packets)
+            _model.PacketProcessed();
     }
 
     public void Dispose() => _worker.Dispose();
@@ -426,11 +421,8 @@ internal sealed class RnicResponder : IEngineWorkHandler<RnicPacket>, IDisposabl
                 return;     // a duplicate that cannot be answered now is dropped; the requester asks again
             }
         }
-        foreach (var response in responses)
-        {
-            _model.Scheduler.Charge(_model.Options.PacketNs);
-            _model.Send(response);
-        }
+        _model.Scheduler.Charge(_model.Options.PacketNs * (ulong)responses.Count);
+        _model.SendBurst(responses);
     }
 
     private static RnicMtu ReadMtu(RnicQp qp)
@@ -489,7 +481,8 @@ internal sealed class RnicResponder : IEngineWorkHandler<RnicPacket>, IDisposabl
         new(new RnicPacketHeader(Op.AtomicAcknowledge, RnicPacketFlags.None, qp.DestQpn, psn, qp.Number, Msn: qp.Msn,
             SwapAdd: original));
 
-    // The packet executed: the expected PSN moves on; an ACK goes out when asked for or when nothing else is queued.
+    // The packet executed: the expected PSN moves on; an ACK goes out when the packet asks for one (the requester asks
+    // on the last packet of every message and every AckRequestInterval packets), so ACKs are coalesced.
     private RnicPacket? Advance(RnicQp qp, RnicPacketHeader h, int psns, bool endsMessage, bool ack = true)
     {
         qp.ExpectedPsn = RnicPacketHeader.PsnAdd(h.Psn, (uint)psns);
@@ -498,7 +491,7 @@ internal sealed class RnicResponder : IEngineWorkHandler<RnicPacket>, IDisposabl
             qp.Msn = (qp.Msn + 1) & RnicPacketHeader.Mask24;
         if (!ack)
             return null;
-        if ((h.Flags & RnicPacketFlags.AckRequest) != 0 || Volatile.Read(ref _queued) <= 1)
+        if ((h.Flags & RnicPacketFlags.AckRequest) != 0)
             return Ack(qp, h.Psn);
         return null;
     }

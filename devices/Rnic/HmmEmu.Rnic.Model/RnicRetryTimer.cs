@@ -7,7 +7,9 @@ namespace HmmEmu.Rnic.Model;
 /// passed releases the requester. An ACK deadline that has passed fires only when the link is quiet (nothing in
 /// flight, nothing waiting in either port): a packet still on its way is not lost. In deterministic mode that is
 /// exact virtual time; in threaded mode, where each thread keeps its own clock, the quiet check is what keeps a
-/// busy link from timing out spuriously. The timer sleeps at most <see cref="RnicModelOptions.TimerTickNs"/> at a time.
+/// busy link from timing out spuriously, and the timer blocks until the link reports itself quiet
+/// (<see cref="RnicLink.OnQuiet"/>) instead of spinning. In deterministic mode it sleeps at most
+/// <see cref="RnicModelOptions.TimerTickNs"/> at a time.
 /// </summary>
 internal sealed class RnicRetryTimer : IDisposable
 {
@@ -17,6 +19,7 @@ internal sealed class RnicRetryTimer : IDisposable
     private readonly List<RnicQp> _qps = [];
     private int _pending;
     private int _stopping;
+    private int _waitingForQuiet;
     private readonly SimThread _thread;
 
     public RnicRetryTimer(RnicModel model, Scheduler scheduler)
@@ -57,24 +60,56 @@ internal sealed class RnicRetryTimer : IDisposable
         }
     }
 
+    /// <summary>The link may have become quiet: if an ACK deadline waits for that, look again. Never sleeps.</summary>
+    public void LinkQuiet()
+    {
+        if (Volatile.Read(ref _waitingForQuiet) != 0)
+            Wake();
+    }
+
+    // Deterministic mode: sleep in virtual time to the next deadline (at most a tick), as long as any is armed.
+    // Threaded mode, where each thread keeps its own clock and a sleep only charges time: spin in ticks only while an
+    // RNR wait is pending (short); with only ACK deadlines armed, block until the link is quiet or a deadline changes,
+    // then charge the time to the deadline and fire it. So a streaming QP costs the timer nothing.
     private void Loop()
     {
+        bool threaded = _scheduler.Mode == SchedulerMode.Threaded;
         while (Volatile.Read(ref _stopping) == 0)
         {
             _wake.WaitUntil(this, static t => Volatile.Read(ref t._pending) != 0 || Volatile.Read(ref t._stopping) != 0);
             Volatile.Write(ref _pending, 0);
-            while (Volatile.Read(ref _stopping) == 0 && Scan(out ulong next))
+            while (Volatile.Read(ref _stopping) == 0 && Scan(out ulong next, out bool rnrWaiting))
             {
                 ulong now = _scheduler.Clock.Now;
-                _scheduler.Sleep(Math.Clamp(next > now ? next - now : 1, 1, _model.Options.TimerTickNs));
+                ulong wait = next > now ? next - now : 1;
+                if (threaded && !rnrWaiting)
+                {
+                    var link = _model.Link;
+                    if (!Quiet(link))
+                    {
+                        // Wait for the quiet link (or a new deadline); re-check after announcing it, so no wake is lost.
+                        Volatile.Write(ref _waitingForQuiet, 1);
+                        if (!Quiet(link))
+                            break;
+                    }
+                    Volatile.Write(ref _waitingForQuiet, 0);
+                    _scheduler.Sleep(wait);
+                    continue;
+                }
+                _scheduler.Sleep(Math.Min(wait, _model.Options.TimerTickNs));
             }
         }
     }
 
-    // Fires what is due; returns whether any deadline is still armed (next: the earliest).
-    private bool Scan(out ulong next)
+    // Nothing on the wire, in either port, or being built by this NIC's requester (which arms a deadline before the
+    // packet reaches the link).
+    private bool Quiet(RnicLink? link) => (link is null || link.IsQuiet) && !_model.Requester.IsActive;
+
+    // Fires what is due; returns whether any deadline is still armed (next: the earliest; rnrWaiting: an RNR wait is).
+    private bool Scan(out ulong next, out bool rnrWaiting)
     {
         next = ulong.MaxValue;
+        rnrWaiting = false;
         ulong now = _scheduler.Clock.Now;
         bool armed = false;
         _model.CollectQps(_qps);
@@ -94,13 +129,14 @@ internal sealed class RnicRetryTimer : IDisposable
                     else
                     {
                         armed = true;
+                        rnrWaiting = true;
                         next = Math.Min(next, qp.RnrUntil);
                     }
                 }
                 if (qp.AckDeadline != 0)
                 {
                     armed = true;
-                    if (now >= qp.AckDeadline && (link is null || link.IsQuiet))
+                    if (now >= qp.AckDeadline && Quiet(link))
                         timeout = true;
                     else if (now >= qp.AckDeadline)
                         next = Math.Min(next, now + _model.Options.TimerTickNs);     // due, but packets are still moving
