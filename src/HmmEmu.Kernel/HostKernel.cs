@@ -1,3 +1,4 @@
+using HmmEmu.Annotations;
 using HmmEmu.Kernel.Fs;
 using HmmEmu.Kernel.Locking;
 using HmmEmu.Kernel.Memory;
@@ -127,12 +128,14 @@ public sealed class HostKernel : IDisposable
     public SimRandom CreateRandom(string component) => Scheduler.CreateRandom(component);
 
     /// <summary>might_sleep(): reports if the calling thread is in a context that must not sleep.</summary>
+    [MayBlock]
     public void MightSleep(string what) => Lockdep.MightSleep(TaskContext.For(this), what);
 
     /// <summary>
     /// might_alloc(): annotates an allocation with <paramref name="gfp"/> without making one. A reclaim-capable
     /// allocation may sleep, enter reclaim and invalidate device mappings; the lock checker learns that here.
     /// </summary>
+    [MayReclaim(FlagsParameter = nameof(gfp), ReclaimFlags = (long)Gfp.DirectReclaim)]
     public void MightAlloc(Gfp gfp) => MightAlloc(TaskContext.For(this), gfp);
 
     internal void MightAlloc(TaskContext task, Gfp gfp)

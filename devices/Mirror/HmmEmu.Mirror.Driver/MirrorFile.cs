@@ -1,3 +1,4 @@
+using HmmEmu.Annotations;
 using HmmEmu.Kernel;
 using HmmEmu.Kernel.Collections;
 using HmmEmu.Kernel.Locking;
@@ -651,6 +652,7 @@ public sealed class MirrorFile : IMmuIntervalNotifierOps
 
     // Takes the mutex in an invalidate callback: may sleep only if the range is blockable. Returns false if it
     // would have to sleep in a non-blockable one.
+    [AcquiresOnSuccess(nameof(mutex))]
     private static bool LockForInvalidate(KMutex mutex, in MmuNotifierRange range)
     {
         if (range.Blockable)

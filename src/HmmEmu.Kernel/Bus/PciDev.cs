@@ -1,3 +1,4 @@
+using HmmEmu.Annotations;
 using HmmEmu.Kernel.Memory;
 using HmmEmu.Simulation;
 
@@ -161,6 +162,7 @@ public sealed class PciDev
     /// The bus frees it when the driver is removed, if the driver has not. May sleep unless <paramref name="gfp"/>
     /// forbids it.
     /// </summary>
+    [MayReclaim(FlagsParameter = nameof(gfp), ReclaimFlags = (long)Gfp.DirectReclaim)]
     public Errno AllocCoherent(ulong bytes, out DmaCoherentBuffer? buffer, Gfp gfp = Gfp.Kernel)
     {
         buffer = null;

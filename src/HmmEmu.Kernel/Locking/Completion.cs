@@ -1,3 +1,4 @@
+using HmmEmu.Annotations;
 using HmmEmu.Simulation;
 
 namespace HmmEmu.Kernel.Locking;
@@ -26,6 +27,7 @@ public sealed class Completion
     public bool IsDone => Volatile.Read(ref _done) > 0;
 
     /// <summary>Signals one waiter (complete). Never sleeps; safe in any context.</summary>
+    [NonBlocking]
     public void Complete()
     {
         int d;
@@ -40,6 +42,7 @@ public sealed class Completion
     }
 
     /// <summary>Signals every waiter, now and until <see cref="Reinit"/> (complete_all).</summary>
+    [NonBlocking]
     public void CompleteAll()
     {
         Volatile.Write(ref _done, AllDone);
@@ -47,6 +50,7 @@ public sealed class Completion
     }
 
     /// <summary>Waits for the completion (wait_for_completion). May sleep.</summary>
+    [BlockingWait]
     public void Wait()
     {
         _kernel.Lockdep.MightSleep(TaskContext.For(_kernel), "wait_for_completion");
@@ -55,6 +59,7 @@ public sealed class Completion
     }
 
     /// <summary>Consumes the completion if it is done, without waiting (try_wait_for_completion).</summary>
+    [NonBlocking]
     public bool TryWait() => TryConsume();
 
     /// <summary>Makes the completion not-done again (reinit_completion).</summary>

@@ -1,3 +1,4 @@
+using HmmEmu.Annotations;
 using HmmEmu.Simulation;
 
 namespace HmmEmu.Kernel.Locking;
@@ -31,6 +32,8 @@ public sealed class KMutex
     public bool IsHeldByCurrentThread => ReferenceEquals(Volatile.Read(ref _owner), TaskContext.For(_kernel));
 
     /// <summary>Acquires the mutex, sleeping while another thread holds it. May sleep.</summary>
+    [MayBlock]
+    [AcquiresLock]
     public void Lock()
     {
         var me = TaskContext.For(_kernel);
@@ -42,6 +45,8 @@ public sealed class KMutex
     }
 
     /// <summary>Acquires the mutex if it is free; never sleeps. Returns whether it was acquired.</summary>
+    [NonBlocking]
+    [AcquiresOnSuccess]
     public bool TryLock()
     {
         var me = TaskContext.For(_kernel);
@@ -53,6 +58,8 @@ public sealed class KMutex
     }
 
     /// <summary>Releases the mutex. Must be called by the thread that holds it.</summary>
+    [NonBlocking]
+    [ReleasesLock]
     public void Unlock()
     {
         var me = TaskContext.For(_kernel);
@@ -67,6 +74,8 @@ public sealed class KMutex
     }
 
     /// <summary>Acquires the mutex for the scope of a <c>using</c>. May sleep.</summary>
+    [MayBlock]
+    [AcquiresLock]
     public LockScope Scoped()
     {
         Lock();

@@ -1,3 +1,4 @@
+using HmmEmu.Annotations;
 using HmmEmu.Simulation;
 
 namespace HmmEmu.Kernel.Locking;
@@ -43,6 +44,8 @@ public sealed class KRwSemaphore
     public bool IsWriteHeldByCurrentThread => ReferenceEquals(Volatile.Read(ref _writer), TaskContext.For(_kernel));
 
     /// <summary>Acquires the read side (down_read). May sleep.</summary>
+    [MayBlock]
+    [AcquiresLock]
     public void DownRead()
     {
         var me = TaskContext.For(_kernel);
@@ -54,6 +57,8 @@ public sealed class KRwSemaphore
     }
 
     /// <summary>Acquires the read side if no writer holds or waits for it (down_read_trylock).</summary>
+    [NonBlocking]
+    [AcquiresOnSuccess]
     public bool TryDownRead()
     {
         var me = TaskContext.For(_kernel);
@@ -64,6 +69,8 @@ public sealed class KRwSemaphore
     }
 
     /// <summary>Releases the read side (up_read).</summary>
+    [NonBlocking]
+    [ReleasesLock]
     public void UpRead()
     {
         var me = TaskContext.For(_kernel);
@@ -75,12 +82,16 @@ public sealed class KRwSemaphore
     }
 
     /// <summary>Acquires the write side (down_write). May sleep.</summary>
+    [MayBlock]
+    [AcquiresLock]
     public void DownWrite() => DownWriteNested(0);
 
     /// <summary>
     /// Acquires the write side of a second lock of the same class (down_write_nested), e.g. the child's mmap_lock
     /// while the parent's is held during fork. The subclass gives the inner lock its own place in the lock order.
     /// </summary>
+    [MayBlock]
+    [AcquiresLock]
     public void DownWriteNested(int subclass)
     {
         var me = TaskContext.For(_kernel);
@@ -104,6 +115,8 @@ public sealed class KRwSemaphore
     }
 
     /// <summary>Acquires the write side if the lock is free (down_write_trylock).</summary>
+    [NonBlocking]
+    [AcquiresOnSuccess]
     public bool TryDownWrite()
     {
         var me = TaskContext.For(_kernel);
@@ -114,6 +127,8 @@ public sealed class KRwSemaphore
     }
 
     /// <summary>Releases the write side (up_write).</summary>
+    [NonBlocking]
+    [ReleasesLock]
     public void UpWrite()
     {
         var me = TaskContext.For(_kernel);
@@ -139,6 +154,8 @@ public sealed class KRwSemaphore
     }
 
     /// <summary>Acquires the read side for the scope of a <c>using</c>. May sleep.</summary>
+    [MayBlock]
+    [AcquiresLock]
     public LockScope ScopedRead()
     {
         DownRead();
@@ -146,6 +163,8 @@ public sealed class KRwSemaphore
     }
 
     /// <summary>Acquires the write side for the scope of a <c>using</c>. May sleep.</summary>
+    [MayBlock]
+    [AcquiresLock]
     public LockScope ScopedWrite()
     {
         DownWrite();

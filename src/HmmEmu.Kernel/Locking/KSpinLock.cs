@@ -1,3 +1,4 @@
+using HmmEmu.Annotations;
 using HmmEmu.Simulation;
 
 namespace HmmEmu.Kernel.Locking;
@@ -36,6 +37,8 @@ public sealed class KSpinLock
     public bool IsHeldByCurrentThread => ReferenceEquals(Volatile.Read(ref _owner), TaskContext.For(_kernel));
 
     /// <summary>Acquires the lock (spin_lock). Never sleeps; the caller is atomic until <see cref="Unlock"/>.</summary>
+    [NonBlocking]
+    [AcquiresLock]
     public void Lock()
     {
         var me = TaskContext.For(_kernel);
@@ -46,6 +49,8 @@ public sealed class KSpinLock
     }
 
     /// <summary>Acquires the lock with interrupts disabled (spin_lock_irqsave).</summary>
+    [NonBlocking]
+    [AcquiresLock]
     public void LockIrqSave()
     {
         var me = TaskContext.For(_kernel);
@@ -64,6 +69,8 @@ public sealed class KSpinLock
     }
 
     /// <summary>Acquires the lock if it is free (spin_trylock).</summary>
+    [NonBlocking]
+    [AcquiresOnSuccess]
     public bool TryLock()
     {
         var me = TaskContext.For(_kernel);
@@ -75,6 +82,8 @@ public sealed class KSpinLock
     }
 
     /// <summary>Releases the lock (spin_unlock).</summary>
+    [NonBlocking]
+    [ReleasesLock]
     public void Unlock()
     {
         var me = Release();
@@ -82,6 +91,8 @@ public sealed class KSpinLock
     }
 
     /// <summary>Releases the lock and restores interrupts (spin_unlock_irqrestore).</summary>
+    [NonBlocking]
+    [ReleasesLock]
     public void UnlockIrqRestore()
     {
         var me = Release();
@@ -90,6 +101,8 @@ public sealed class KSpinLock
     }
 
     /// <summary>Acquires the lock for the scope of a <c>using</c>.</summary>
+    [NonBlocking]
+    [AcquiresLock]
     public LockScope Scoped()
     {
         Lock();
@@ -97,6 +110,8 @@ public sealed class KSpinLock
     }
 
     /// <summary>Acquires the lock with interrupts disabled for the scope of a <c>using</c>.</summary>
+    [NonBlocking]
+    [AcquiresLock]
     public LockScope ScopedIrqSave()
     {
         LockIrqSave();

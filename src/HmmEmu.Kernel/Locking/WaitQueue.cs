@@ -1,3 +1,4 @@
+using HmmEmu.Annotations;
 using HmmEmu.Simulation;
 
 namespace HmmEmu.Kernel.Locking;
@@ -20,6 +21,7 @@ public sealed class WaitQueue
     /// Sleeps until <paramref name="condition"/>(<paramref name="state"/>) holds (wait_event). May sleep. The
     /// condition must read its state atomically and must not block.
     /// </summary>
+    [BlockingWait]
     public void WaitEvent<TState>(TState state, Func<TState, bool> condition)
     {
         _kernel.Lockdep.MightSleep(TaskContext.For(_kernel), "wait_event");
@@ -27,5 +29,6 @@ public sealed class WaitQueue
     }
 
     /// <summary>Wakes every sleeper so it re-checks its condition (wake_up_all). Never sleeps.</summary>
+    [NonBlocking]
     public void WakeUpAll() => _wait.WakeAll();
 }

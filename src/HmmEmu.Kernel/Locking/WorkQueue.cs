@@ -1,3 +1,4 @@
+using HmmEmu.Annotations;
 using HmmEmu.Simulation;
 
 namespace HmmEmu.Kernel.Locking;
@@ -43,6 +44,7 @@ public sealed class WorkQueue : IDisposable
     /// Queues <paramref name="item"/> (queue_work). Returns false if it was already pending. Never sleeps; safe in
     /// atomic and interrupt context.
     /// </summary>
+    [NonBlocking]
     public bool Queue(WorkItem item)
     {
         ArgumentNullException.ThrowIfNull(item);
@@ -61,6 +63,7 @@ public sealed class WorkQueue : IDisposable
     }
 
     /// <summary>Waits until every item queued before this call has finished (flush_workqueue). May sleep.</summary>
+    [BlockingWait]
     public void Flush()
     {
         var me = TaskContext.For(_kernel);

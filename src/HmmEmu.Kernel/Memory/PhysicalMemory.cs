@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using HmmEmu.Annotations;
 using HmmEmu.Kernel.Locking;
 using HmmEmu.Simulation;
 
@@ -120,6 +121,7 @@ public sealed class PhysicalMemory
     /// With <see cref="Gfp.DirectReclaim"/> it may sleep and reclaim; the lock checker treats it as such even when
     /// memory is plentiful. Returns <see cref="Errno.ENOMEM"/> when no page can be found.
     /// </summary>
+    [MayReclaim(FlagsParameter = nameof(gfp), ReclaimFlags = (long)Gfp.DirectReclaim)]
     public Errno AllocPage(Gfp gfp, out ulong pfn)
     {
         var task = TaskContext.For(_kernel);
@@ -149,6 +151,7 @@ public sealed class PhysicalMemory
     /// order), each returned with one reference. Used for 2 MiB huge pages. May sleep and reclaim like
     /// <see cref="AllocPage"/>; ENOMEM when no aligned run of free frames exists.
     /// </summary>
+    [MayReclaim(FlagsParameter = nameof(gfp), ReclaimFlags = (long)Gfp.DirectReclaim)]
     public Errno AllocContiguous(int order, Gfp gfp, out ulong firstPfn)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(order);
@@ -319,6 +322,7 @@ public sealed class PhysicalMemory
     }
 
     /// <summary>Takes the page lock if it is free (folio_trylock).</summary>
+    [NonBlocking]
     public bool TryLockPage(ulong pfn)
     {
         int i = CheckPfn(pfn);
@@ -326,6 +330,7 @@ public sealed class PhysicalMemory
     }
 
     /// <summary>Takes the page lock, sleeping while it is held (folio_lock). May sleep.</summary>
+    [MayBlock]
     public void LockPage(ulong pfn)
     {
         _kernel.Lockdep.MightSleep(TaskContext.For(_kernel), "folio_lock");

@@ -1,3 +1,5 @@
+using HmmEmu.Annotations;
+
 namespace HmmEmu.Kernel.Migration;
 
 /// <summary>
@@ -13,6 +15,7 @@ public static class Migrate
     /// outside it or empty, missing arrays, or a FaultPage that is not a locked device-private page. Pinned or shared
     /// pages and pages whose lock is contended are left out. Caller holds the mmap lock. May sleep.
     /// </summary>
+    [MayInvalidate]
     public static Errno VmaSetup(MigrateVma args)
     {
         ArgumentNullException.ThrowIfNull(args);
@@ -20,6 +23,7 @@ public static class Migrate
     }
 
     /// <summary>migrate_vma_pages: commits the driver's Dst pages; entries without one (or that raced) lose MIGRATE. Caller holds the mmap lock.</summary>
+    [MayBlock]
     public static void VmaPages(MigrateVma args)
     {
         ArgumentNullException.ThrowIfNull(args);
@@ -27,6 +31,7 @@ public static class Migrate
     }
 
     /// <summary>migrate_vma_finalize: maps the new pages where migration succeeded, restores the old ones elsewhere, and drops the pages' locks and references.</summary>
+    [MayBlock]
     public static void VmaFinalize(MigrateVma args)
     {
         ArgumentNullException.ThrowIfNull(args);

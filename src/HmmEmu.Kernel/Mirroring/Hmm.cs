@@ -1,3 +1,4 @@
+using HmmEmu.Annotations;
 using HmmEmu.Kernel.Memory;
 using HmmEmu.Kernel.Migration;
 using HmmEmu.Kernel.Vm;
@@ -20,6 +21,7 @@ public static class Hmm
     /// no VMA, an unreadable VMA or a failed fault, EPERM for a requested write on a read-only VMA, EINVAL for an
     /// empty or unaligned range. Caller holds the mmap lock (read is enough). May sleep.
     /// </summary>
+    [MayInvalidate]
     public static Errno RangeFault(HmmRange range)
     {
         ArgumentNullException.ThrowIfNull(range);

@@ -1,3 +1,4 @@
+using HmmEmu.Annotations;
 using HmmEmu.Kernel.Locking;
 using HmmEmu.Kernel.Vm;
 
@@ -51,6 +52,7 @@ public sealed class MmuIntervalNotifier
     /// <paramref name="length"/>) of <paramref name="mm"/>. Returns EOVERFLOW for an empty or wrapping range and EINVAL
     /// for an address space that has exited. Safe while invalidations run (the insertion is deferred). May sleep.
     /// </summary>
+    [MayBlock]
     public Errno Insert(Mm mm, ulong start, ulong length)
     {
         ArgumentNullException.ThrowIfNull(mm);
@@ -79,6 +81,7 @@ public sealed class MmuIntervalNotifier
     /// mmu_interval_notifier_remove: stops watching and waits until no callback for this notifier can still be
     /// running. May sleep; must not be called from an invalidate callback (it would wait for itself).
     /// </summary>
+    [MayInvalidate]
     public void Remove()
     {
         var mm = Mm;
@@ -111,6 +114,7 @@ public sealed class MmuIntervalNotifier
     /// mmu_interval_read_begin: starts a read-side critical section and returns the sequence to pass to
     /// <see cref="ReadRetry"/>. If an invalidation involving this notifier is running, waits for it to finish. May sleep.
     /// </summary>
+    [MayInvalidate]
     public ulong ReadBegin()
     {
         var mm = RequireInserted("mmu_interval_read_begin");
@@ -122,6 +126,7 @@ public sealed class MmuIntervalNotifier
     /// read must not be committed. Caller holds the driver lock that the invalidate callback takes around
     /// <see cref="SetSeq"/>; the lock checker verifies it once a callback has shown which lock that is.
     /// </summary>
+    [NonBlocking]
     public bool ReadRetry(ulong seq)
     {
         var mm = RequireInserted("mmu_interval_read_retry");
@@ -148,12 +153,14 @@ public sealed class MmuIntervalNotifier
     /// mmu_interval_check_retry: a lock-free early test of whether <paramref name="seq"/> is already stale. Only an
     /// optimisation: a false answer must still be confirmed with <see cref="ReadRetry"/> under the driver lock.
     /// </summary>
+    [NonBlocking]
     public bool CheckRetry(ulong seq) => Volatile.Read(ref _seq) != seq;
 
     /// <summary>
     /// mmu_interval_set_seq: called from the invalidate callback, under the driver lock, with the callback's
     /// <c>curSeq</c>, so that a concurrent reader's <see cref="ReadRetry"/> fails.
     /// </summary>
+    [NonBlocking]
     public void SetSeq(ulong curSeq)
     {
         var mm = RequireInserted("mmu_interval_set_seq");

@@ -1,3 +1,4 @@
+using HmmEmu.Annotations;
 using HmmEmu.Kernel.Memory;
 using HmmEmu.Kernel.Notifiers;
 
@@ -13,6 +14,7 @@ public sealed partial class Mm
     /// map it on the device, then <c>UnlockPage</c> and <c>PutPage</c>. EFAULT if the address cannot be faulted in
     /// writable, EOPNOTSUPP for a page that is not private anonymous memory. Caller holds the mmap lock. May sleep.
     /// </summary>
+    [MayInvalidate]
     public Errno MakeDeviceExclusive(ulong addr, object? owner, out ulong pfn)
     {
         MmapLock.AssertHeld("make_device_exclusive");

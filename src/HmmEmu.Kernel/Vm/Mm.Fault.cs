@@ -1,3 +1,4 @@
+using HmmEmu.Annotations;
 using HmmEmu.Kernel.Memory;
 using HmmEmu.Kernel.Notifiers;
 
@@ -12,6 +13,7 @@ public sealed partial class Mm
     /// MMU_NOTIFY_CLEAR of the page) or reuse of an exclusive anonymous page. Caller holds the mmap lock (read is
     /// enough) and passes the VMA containing the address. May sleep.
     /// </summary>
+    [MayInvalidate]
     public VmFaultResult HandleMmFault(Vma vma, ulong addr, FaultFlags flags)
     {
         ArgumentNullException.ThrowIfNull(vma);
@@ -288,15 +290,18 @@ public sealed partial class Mm
     /// address space through the software MMU, faulting pages in as needed. EFAULT where the access would raise
     /// SIGSEGV or SIGBUS (bytes before that point are copied); ENOMEM if a fault ran out of memory. May sleep.
     /// </summary>
+    [MayInvalidate]
     public Errno CopyFromUser(ulong addr, Span<byte> destination) => Access(addr, destination, default, write: false, out _, out _);
 
     /// <summary>copy_to_user: the CPU writes <paramref name="source"/> at <paramref name="addr"/>; see <see cref="CopyFromUser"/>.</summary>
+    [MayInvalidate]
     public Errno CopyToUser(ulong addr, ReadOnlySpan<byte> source) => Access(addr, default, source, write: true, out _, out _);
 
     /// <summary>
     /// A CPU access as a user thread performs it: like <see cref="CopyFromUser"/>/<see cref="CopyToUser"/> but also
     /// reports which fault outcome stopped it and at which address (the whole range's end on success).
     /// </summary>
+    [MayInvalidate]
     public Errno Access(ulong addr, Span<byte> destination, ReadOnlySpan<byte> source, bool write, out VmFaultResult outcome, out ulong stoppedAt)
     {
         outcome = VmFaultResult.Ok;
@@ -350,6 +355,7 @@ public sealed partial class Mm
     /// A CPU atomic add on the naturally aligned 64-bit word at <paramref name="addr"/> (lock xadd): faults the page
     /// in writable, then updates it under the page-table lock. EINVAL if unaligned, EFAULT on SIGSEGV/SIGBUS. May sleep.
     /// </summary>
+    [MayInvalidate]
     public Errno AtomicAdd64(ulong addr, long value, out long previous)
     {
         previous = 0;

@@ -1,3 +1,4 @@
+using HmmEmu.Annotations;
 using HmmEmu.Kernel.Memory;
 using HmmEmu.Kernel.Migration;
 
@@ -13,6 +14,7 @@ public sealed partial class Mm
     /// (device memory must stay evictable). Returns EFAULT if an address cannot be faulted in (pages before it
     /// stay referenced and are counted in <paramref name="pinned"/>). Takes the mmap lock for reading. May sleep.
     /// </summary>
+    [MayInvalidate]
     public Errno GetUserPages(ulong start, GupFlags flags, Span<ulong> pages, out int pinned)
     {
         Kernel.MightSleep("get_user_pages");

@@ -1,3 +1,4 @@
+using HmmEmu.Annotations;
 using HmmEmu.Kernel.Fs;
 using HmmEmu.Kernel.Memory;
 using HmmEmu.Kernel.Notifiers;
@@ -13,6 +14,7 @@ public sealed partial class Mm
     /// a file mapping; ENOMEM: no room; EEXIST: FixedNoReplace over a mapping; EOVERFLOW: file offset wraps), in
     /// which case nothing changes. Takes the mmap lock for writing. May sleep.
     /// </summary>
+    [MayInvalidate]
     public Errno Mmap(ulong addr, ulong length, Prot prot, MapFlags flags, out ulong mapped, SimFile? file = null, ulong offset = 0)
     {
         mapped = 0;
@@ -97,6 +99,7 @@ public sealed partial class Mm
     /// splitting VMAs at the edges; holes are fine. EINVAL for an unaligned address, zero length or a range beyond
     /// user space (nothing changes then). One MMU_NOTIFY_UNMAP invalidation covers the whole range. May sleep.
     /// </summary>
+    [MayInvalidate]
     public Errno Munmap(ulong addr, ulong length)
     {
         Kernel.MightSleep("munmap");
@@ -139,6 +142,7 @@ public sealed partial class Mm
     /// MMU_NOTIFY_PROTECTION_VMA invalidation if anything in it is mapped. Access is never added to existing entries:
     /// the next fault adds it. May sleep.
     /// </summary>
+    [MayInvalidate]
     public Errno Mprotect(ulong addr, ulong length, Prot prot)
     {
         Kernel.MightSleep("mprotect");
@@ -189,6 +193,7 @@ public sealed partial class Mm
     /// address, or a wrapping range; ENOMEM if part of the range is unmapped (reported after the mapped parts were
     /// advised, as in Linux). May sleep.
     /// </summary>
+    [MayInvalidate]
     public Errno Madvise(ulong addr, ulong length, Advice advice)
     {
         Kernel.MightSleep("madvise");

@@ -1,3 +1,4 @@
+using HmmEmu.Annotations;
 using HmmEmu.Kernel.Memory;
 using HmmEmu.Kernel.Notifiers;
 
@@ -12,6 +13,7 @@ public sealed partial class Mm
     /// range is not inside one VMA; ENOMEM if it cannot grow in place without MayMove, or no room is left. Nothing
     /// changes on error. May sleep.
     /// </summary>
+    [MayInvalidate]
     public Errno Mremap(ulong oldAddr, ulong oldLength, ulong newLength, MremapFlags flags, ulong newAddr, out ulong result)
     {
         result = 0;

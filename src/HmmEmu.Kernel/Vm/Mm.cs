@@ -1,3 +1,4 @@
+using HmmEmu.Annotations;
 using HmmEmu.Kernel.Locking;
 using HmmEmu.Kernel.Memory;
 using HmmEmu.Kernel.Notifiers;
@@ -81,12 +82,17 @@ public sealed partial class Mm
     internal Action<ulong, Pte, Pte>? PteObserver { get; set; }
 
     /// <summary>Takes the mmap lock for reading for the scope of a <c>using</c>. May sleep.</summary>
+    [MayBlock]
+    [AcquiresLock(nameof(MmapLock))]
     public LockScope MmapReadLock() => MmapLock.ScopedRead();
 
     /// <summary>Takes the mmap lock for writing for the scope of a <c>using</c>. May sleep.</summary>
+    [MayBlock]
+    [AcquiresLock(nameof(MmapLock))]
     public LockScope MmapWriteLock() => MmapLock.ScopedWrite();
 
     /// <summary>mmget_not_zero: takes a user reference unless the address space is already exiting. Returns whether it did.</summary>
+    [NonBlocking]
     public bool MmGetNotZero()
     {
         while (true)
@@ -100,6 +106,7 @@ public sealed partial class Mm
     }
 
     /// <summary>mmput: drops a user reference; the last one tears the address space down (exit_mmap). May sleep.</summary>
+    [MayInvalidate]
     public void MmPut()
     {
         Kernel.MightSleep("mmput");

@@ -1,0 +1,121 @@
+using System.Collections.Immutable;
+using HmmEmu.Analyzers.Flow;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.Diagnostics;
+
+namespace HmmEmu.Analyzers;
+
+/// <summary>
+/// HMM005: an allocation that may enter direct reclaim (<c>[MayReclaim]</c> with flags that allow it:
+/// <c>AllocPage(Gfp.Kernel, ...)</c>, <c>AllocCoherent</c>, <c>MightAlloc(Gfp.Kernel)</c>) made while holding a lock that
+/// an invalidate callback takes. Reclaim invalidates device mappings, the callback waits for the lock, the allocating
+/// thread waits for reclaim.
+/// </summary>
+/// <remarks>
+/// Same cross-method machinery as HMM006: the locks taken in invalidate callbacks are collected over the compilation and
+/// matched at compilation end; a lock marked <c>[NotifierUpdateLock]</c> is reported at once. Inside a callback too: an
+/// allocation there under the callback's own lock can reclaim into the same callback.
+/// </remarks>
+[DiagnosticAnalyzer(LanguageNames.CSharp)]
+public sealed class HMM005AllocUnderNotifierLockAnalyzer : DiagnosticAnalyzer
+{
+    /// <summary>The rule's identifier.</summary>
+    public const string Id = "HMM005";
+
+    private const string Title = "Allocation that may reclaim while holding a lock an invalidate callback takes";
+
+    private const string Description =
+        "Direct reclaim can invalidate device mappings, and the invalidate callback then waits for the lock the allocating thread holds (Felix Kuehling's lockdep splat &prange->lock -> fs_reclaim -> mmu_notifier_invalidate_range_start; drm_gpusvm primes lockdep with fs_reclaim_acquire + might_lock(notifier_lock) for this). " +
+        "Allocate before taking the lock and re-validate after, or allocate with Gfp.Atomic/Gfp.NoWait and handle failure. See docs/rules/HMM005.md.";
+
+    private const string MessageFormat = "'{0}' {1} while '{2}' is held, and the invalidate callback {3} takes '{2}': allocate before taking the lock, or with Gfp.Atomic";
+
+    internal static readonly DiagnosticDescriptor Descriptor = new(
+        Id, Title, MessageFormat, Describe.Category, DiagnosticSeverity.Warning, isEnabledByDefault: true, description: Description);
+
+    internal static readonly DiagnosticDescriptor CompilationEndDescriptor = new(
+        Id, Title, MessageFormat, Describe.Category, DiagnosticSeverity.Warning, isEnabledByDefault: true, description: Description,
+        customTags: WellKnownDiagnosticTags.CompilationEnd);
+
+    private const string What = "may enter reclaim, which invalidates";
+
+    /// <inheritdoc />
+    public override ImmutableArray<DiagnosticDescriptor> SupportedDiagnostics { get; } = ImmutableArray.Create(Descriptor, CompilationEndDescriptor);
+
+    /// <inheritdoc />
+    public override void Initialize(AnalysisContext context)
+    {
+        context.EnableConcurrentExecution();
+        context.ConfigureGeneratedCodeAnalysis(GeneratedCodeAnalysisFlags.None);
+        context.RegisterCompilationStartAction(start =>
+        {
+            var known = KnownSymbols.Create(start.Compilation);
+            if (!known.HasCallbacks)
+                return;
+            var facts = new CallbackLocks();
+            start.RegisterOperationBlockAction(block => AnalyzeMethod(block, known, facts));
+            start.RegisterCompilationEndAction(end => facts.ReportAtEnd(end, CompilationEndDescriptor));
+        });
+    }
+
+    private static void AnalyzeMethod(OperationBlockAnalysisContext block, KnownSymbols known, CallbackLocks facts)
+    {
+        if (block.OwningSymbol is not IMethodSymbol method)
+            return;
+        bool isCallback = known.IsInvalidateCallback(method);
+        var (acquires, _, reclaims) = MethodGraphs.Survey(block, known);
+        if (!acquires || !(reclaims || isCallback))
+            return;
+        var body = MethodGraphs.Body(block);
+        if (body is null)
+            return;
+        string name = $"{method.ContainingType?.Name}.{method.Name}";
+        LockFlowAnalysis.Analyze(body, known, new Observer(block, known, facts, isCallback, name), block.CancellationToken);
+        if (!reclaims)
+            return;
+        foreach (var nested in MethodGraphs.Nested(body))
+            LockFlowAnalysis.Analyze(nested, known, new Observer(block, known, facts, isCallback: false, name), block.CancellationToken);
+    }
+
+    private sealed class Observer : FlowObserver
+    {
+        private readonly OperationBlockAnalysisContext _context;
+        private readonly KnownSymbols _known;
+        private readonly CallbackLocks _facts;
+        private readonly bool _isCallback;
+        private readonly string _method;
+
+        public Observer(OperationBlockAnalysisContext context, KnownSymbols known, CallbackLocks facts, bool isCallback, string method)
+        {
+            _context = context;
+            _known = known;
+            _facts = facts;
+            _isCallback = isCallback;
+            _method = method;
+        }
+
+        public override void OnAcquire(ISymbol key, IOperation site, FlowState before)
+        {
+            if (_isCallback)
+                _facts.TakenInCallback(key, _method);
+        }
+
+        public override void OnCall(in FlowCall call, FlowState before)
+        {
+            // Blocking is None when the allocation flags forbid reclaim (Gfp.Atomic, Gfp.NoWait).
+            if (!call.Facts.Reclaims || call.Blocking == BlockingKind.None)
+                return;
+            foreach (var held in before.Held)
+            {
+                if (held.Key is not (IFieldSymbol or IPropertySymbol))
+                    continue;
+                var location = Describe.Where(call.Operation);
+                string callee = Describe.Callee(call);
+                if (_known.IsUpdateLock(held.Key))
+                    _context.ReportDiagnostic(Diagnostic.Create(Descriptor, location, callee, What, held.Key.Name, "(it is the [NotifierUpdateLock])"));
+                else
+                    _facts.CallWhileHolding(held.Key, location, callee, What);
+            }
+        }
+    }
+}
