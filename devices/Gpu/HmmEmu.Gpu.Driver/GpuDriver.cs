@@ -7,11 +7,9 @@ namespace HmmEmu.Gpu.Driver;
 /// The PCI driver of the HmmEmu GPU: binds to <see cref="GpuRegisters.VendorId"/>:<see cref="GpuRegisters.DeviceId"/>
 /// and keeps one <see cref="GpuDevice"/> per bound function.
 /// </summary>
-public sealed class GpuDriver : IPciDriver
+public sealed class GpuDriver : PciDriver<GpuDevice>
 {
     private readonly HostKernel _kernel;
-    private readonly List<GpuDevice> _devices = [];
-    private readonly Lock _lock = new();
 
     /// <summary>Creates the driver for <paramref name="kernel"/>; register it with a <see cref="PciBus"/>.</summary>
     public GpuDriver(HostKernel kernel, GpuDriverOptions? options = null)
@@ -22,47 +20,23 @@ public sealed class GpuDriver : IPciDriver
     }
 
     /// <inheritdoc />
-    public string Name => "hmmemu-gpu";
+    public override string Name => "hmmemu-gpu";
 
     /// <inheritdoc />
-    public IReadOnlyList<PciDeviceId> IdTable { get; } = [new PciDeviceId(GpuRegisters.VendorId, GpuRegisters.DeviceId)];
+    public override IReadOnlyList<PciDeviceId> IdTable { get; } = [new PciDeviceId(GpuRegisters.VendorId, GpuRegisters.DeviceId)];
 
     /// <summary>The driver's tunables.</summary>
     public GpuDriverOptions Options { get; }
 
-    /// <summary>The bound devices, in probe order.</summary>
-    public IReadOnlyList<GpuDevice> Devices
+    /// <inheritdoc />
+    protected override Errno ProbeDevice(PciDev dev, out GpuDevice? device)
     {
-        get
-        {
-            lock (_lock)
-                return [.. _devices];
-        }
+        var d = new GpuDevice(_kernel, dev, Options);
+        var err = d.Probe();
+        device = err == Errno.Ok ? d : null;
+        return err;
     }
 
     /// <inheritdoc />
-    public Errno Probe(PciDev dev)
-    {
-        ArgumentNullException.ThrowIfNull(dev);
-        var device = new GpuDevice(_kernel, dev, Options);
-        var err = device.Probe();
-        if (err != Errno.Ok)
-            return err;
-        dev.DriverData = device;
-        lock (_lock)
-            _devices.Add(device);
-        return Errno.Ok;
-    }
-
-    /// <inheritdoc />
-    public void Remove(PciDev dev)
-    {
-        ArgumentNullException.ThrowIfNull(dev);
-        if (dev.DriverData is not GpuDevice device)
-            return;
-        device.Remove();
-        lock (_lock)
-            _devices.Remove(device);
-        dev.DriverData = null;
-    }
+    protected override void RemoveDevice(GpuDevice device) => device.Remove();
 }

@@ -7,11 +7,9 @@ namespace HmmEmu.Rnic.Driver;
 /// The PCI driver of the HmmEmu RDMA NIC: binds to <see cref="RnicRegisters.VendorId"/>:<see cref="RnicRegisters.DeviceId"/>
 /// and keeps one <see cref="RnicDevice"/> per bound function.
 /// </summary>
-public sealed class RnicDriver : IPciDriver
+public sealed class RnicDriver : PciDriver<RnicDevice>
 {
     private readonly HostKernel _kernel;
-    private readonly List<RnicDevice> _devices = [];
-    private readonly Lock _lock = new();
 
     /// <summary>Creates the driver for <paramref name="kernel"/>; register it with a <see cref="PciBus"/>.</summary>
     public RnicDriver(HostKernel kernel, RnicDriverOptions? options = null)
@@ -22,47 +20,23 @@ public sealed class RnicDriver : IPciDriver
     }
 
     /// <inheritdoc />
-    public string Name => "hmmemu-rnic";
+    public override string Name => "hmmemu-rnic";
 
     /// <inheritdoc />
-    public IReadOnlyList<PciDeviceId> IdTable { get; } = [new PciDeviceId(RnicRegisters.VendorId, RnicRegisters.DeviceId)];
+    public override IReadOnlyList<PciDeviceId> IdTable { get; } = [new PciDeviceId(RnicRegisters.VendorId, RnicRegisters.DeviceId)];
 
     /// <summary>The driver's tunables.</summary>
     public RnicDriverOptions Options { get; }
 
-    /// <summary>The bound devices, in probe order.</summary>
-    public IReadOnlyList<RnicDevice> Devices
+    /// <inheritdoc />
+    protected override Errno ProbeDevice(PciDev dev, out RnicDevice? device)
     {
-        get
-        {
-            lock (_lock)
-                return [.. _devices];
-        }
+        var d = new RnicDevice(_kernel, dev, Options);
+        var err = d.Probe();
+        device = err == Errno.Ok ? d : null;
+        return err;
     }
 
     /// <inheritdoc />
-    public Errno Probe(PciDev dev)
-    {
-        ArgumentNullException.ThrowIfNull(dev);
-        var device = new RnicDevice(_kernel, dev, Options);
-        var err = device.Probe();
-        if (err != Errno.Ok)
-            return err;
-        dev.DriverData = device;
-        lock (_lock)
-            _devices.Add(device);
-        return Errno.Ok;
-    }
-
-    /// <inheritdoc />
-    public void Remove(PciDev dev)
-    {
-        ArgumentNullException.ThrowIfNull(dev);
-        if (dev.DriverData is not RnicDevice device)
-            return;
-        device.Remove();
-        lock (_lock)
-            _devices.Remove(device);
-        dev.DriverData = null;
-    }
+    protected override void RemoveDevice(RnicDevice device) => device.Remove();
 }
