@@ -16,6 +16,23 @@ internal enum BlockingKind : byte
     MayInvalidate,
 }
 
+/// <summary>What a called member does to the device's view of memory (HMM007), in the order it does it.</summary>
+[System.Flags]
+internal enum DeviceEffect : byte
+{
+    /// <summary>Nothing.</summary>
+    None = 0,
+
+    /// <summary>Removes device mappings (<c>[DeviceZap]</c>).</summary>
+    Zap = 1,
+
+    /// <summary>Flushes the device TLB and waits (<c>[TlbFlush]</c>).</summary>
+    Flush = 2,
+
+    /// <summary>Drops DMA mappings (<c>[DmaUnmap]</c>).</summary>
+    Unmap = 4,
+}
+
 /// <summary>What a called member does to a lock.</summary>
 internal enum LockEffect : byte
 {
@@ -41,8 +58,9 @@ internal sealed class CalleeFacts
     /// <summary>Facts of a member nothing is known about.</summary>
     public static readonly CalleeFacts Nothing = new(BlockingKind.None, LockEffect.None, null, isSetSeq: false, reclaims: false, reclaimFlagsParameter: null, reclaimFlags: 0);
 
-    public CalleeFacts(BlockingKind blocking, LockEffect lockEffect, string? lockTarget, bool isSetSeq, bool reclaims, string? reclaimFlagsParameter, long reclaimFlags)
+    public CalleeFacts(BlockingKind blocking, LockEffect lockEffect, string? lockTarget, bool isSetSeq, bool reclaims, string? reclaimFlagsParameter, long reclaimFlags, DeviceEffect device = DeviceEffect.None)
     {
+        Device = device;
         Reclaims = reclaims;
         Blocking = blocking;
         Lock = lockEffect;
@@ -73,6 +91,9 @@ internal sealed class CalleeFacts
     /// <summary>The flag bits that allow reclaim.</summary>
     public long ReclaimFlags { get; }
 
+    /// <summary>What the call does to device mappings, TLB and DMA mappings.</summary>
+    public DeviceEffect Device { get; }
+
     /// <summary>Whether the analyzers care about calls to this member at all.</summary>
-    public bool IsInteresting => Blocking != BlockingKind.None || Lock != LockEffect.None || IsSetSeq;
+    public bool IsInteresting => Blocking != BlockingKind.None || Lock != LockEffect.None || IsSetSeq || Device != DeviceEffect.None;
 }

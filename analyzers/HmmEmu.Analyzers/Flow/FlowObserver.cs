@@ -44,6 +44,11 @@ internal abstract class FlowObserver
     {
     }
 
+    /// <summary>Any operation, after its operands were evaluated, with the state before its own effect.</summary>
+    public virtual void OnOperation(IOperation operation, FlowState before)
+    {
+    }
+
     /// <summary>A lock taken (by a call, or by a successful try-lock at a branch), with the state before it.</summary>
     public virtual void OnAcquire(ISymbol key, IOperation site, FlowState before)
     {

@@ -25,6 +25,10 @@ internal sealed class KnownSymbols
     private readonly INamedTypeSymbol? _releasesLock;
     private readonly INamedTypeSymbol? _invalidateCallback;
     private readonly INamedTypeSymbol? _notifierUpdateLock;
+    private readonly INamedTypeSymbol? _deviceMapCommit;
+    private readonly INamedTypeSymbol? _deviceZap;
+    private readonly INamedTypeSymbol? _tlbFlush;
+    private readonly INamedTypeSymbol? _dmaUnmap;
 
     private readonly INamedTypeSymbol? _monitor;
     private readonly INamedTypeSymbol? _thread;
@@ -52,6 +56,11 @@ internal sealed class KnownSymbols
         NotifierEvent = T("HmmEmu.Kernel.Notifiers.NotifierEvent");
         OpsInvalidate = FirstMethod(NotifierOps, "Invalidate");
         SetSeq = FirstMethod(IntervalNotifier, "SetSeq");
+        ReadRetry = FirstMethod(IntervalNotifier, "ReadRetry");
+        ReadBegin = FirstMethod(IntervalNotifier, "ReadBegin");
+        HmmRange = T("HmmEmu.Kernel.Mirroring.HmmRange");
+        RangeFault = FirstMethod(T("HmmEmu.Kernel.Mirroring.Hmm"), "RangeFault");
+        HmmPfns = FirstProperty(HmmRange, "HmmPfns");
         RangeBlockable = FirstProperty(NotifierRange, "Blockable");
         RangeEvent = FirstProperty(NotifierRange, "Event");
         RangeOwner = FirstProperty(NotifierRange, "Owner");
@@ -71,6 +80,10 @@ internal sealed class KnownSymbols
         _releasesLock = T(AnnotationsNamespace + "ReleasesLockAttribute");
         _invalidateCallback = T(AnnotationsNamespace + "InvalidateCallbackAttribute");
         _notifierUpdateLock = T(AnnotationsNamespace + "NotifierUpdateLockAttribute");
+        _deviceMapCommit = T(AnnotationsNamespace + "DeviceMapCommitAttribute");
+        _deviceZap = T(AnnotationsNamespace + "DeviceZapAttribute");
+        _tlbFlush = T(AnnotationsNamespace + "TlbFlushAttribute");
+        _dmaUnmap = T(AnnotationsNamespace + "DmaUnmapAttribute");
 
         _monitor = T("System.Threading.Monitor");
         _thread = T("System.Threading.Thread");
@@ -106,6 +119,29 @@ internal sealed class KnownSymbols
 
     /// <summary><c>MmuIntervalNotifier.SetSeq</c>.</summary>
     public IMethodSymbol? SetSeq { get; }
+
+    /// <summary><c>MmuIntervalNotifier.ReadRetry</c>.</summary>
+    public IMethodSymbol? ReadRetry { get; }
+
+    /// <summary><c>MmuIntervalNotifier.ReadBegin</c>.</summary>
+    public IMethodSymbol? ReadBegin { get; }
+
+    /// <summary><c>HmmRange</c>.</summary>
+    public INamedTypeSymbol? HmmRange { get; }
+
+    /// <summary><c>Hmm.RangeFault</c>.</summary>
+    public IMethodSymbol? RangeFault { get; }
+
+    /// <summary><c>HmmRange.HmmPfns</c>: the fault result.</summary>
+    public IPropertySymbol? HmmPfns { get; }
+
+    /// <summary>Whether <paramref name="method"/> is marked <c>[DeviceMapCommit]</c>.</summary>
+    public bool IsDeviceMapCommit(IMethodSymbol method) =>
+        _deviceMapCommit is not null && HasAttribute((method.ReducedFrom ?? method).OriginalDefinition, _deviceMapCommit);
+
+    /// <summary>Whether <paramref name="method"/> is <paramref name="known"/> (by original definition).</summary>
+    public static bool IsMethod(IMethodSymbol method, IMethodSymbol? known) =>
+        known is not null && SymbolEqualityComparer.Default.Equals((method.ReducedFrom ?? method).OriginalDefinition, known);
 
     /// <summary><c>MmuNotifierRange.Blockable</c>.</summary>
     public IPropertySymbol? RangeBlockable { get; }
@@ -200,6 +236,7 @@ internal sealed class KnownSymbols
         long reclaimFlags = 0;
         bool reclaims = false;
         bool annotated = false;
+        var device = DeviceEffect.None;
         foreach (var a in method.GetAttributes())
         {
             var cls = a.AttributeClass;
@@ -225,6 +262,12 @@ internal sealed class KnownSymbols
             }
             else if (Is(cls, _nonBlocking))
                 annotated = true;
+            else if (Is(cls, _deviceZap))
+                device |= DeviceEffect.Zap;
+            else if (Is(cls, _tlbFlush))
+                device |= DeviceEffect.Flush;
+            else if (Is(cls, _dmaUnmap))
+                device |= DeviceEffect.Unmap;
             else if (Is(cls, _acquiresLock))
                 (effect, target) = (LockEffect.Acquire, FirstString(a));
             else if (Is(cls, _acquiresOnSuccess))
@@ -237,7 +280,7 @@ internal sealed class KnownSymbols
         }
         bool isSetSeq = SetSeq is not null && SymbolEqualityComparer.Default.Equals(method, SetSeq);
         if (annotated || isSetSeq)
-            return new CalleeFacts(blocking, effect, target, isSetSeq, reclaims, flagsParameter, reclaimFlags);
+            return new CalleeFacts(blocking, effect, target, isSetSeq, reclaims, flagsParameter, reclaimFlags, device);
         return Builtin(method);
     }
 

@@ -362,6 +362,7 @@ internal sealed class LockFlowAnalysis
             return state;   // runs later, on its own graph
         foreach (var child in operation.ChildOperations)
             state = Walk(child, state, observer);
+        observer?.OnOperation(operation, state);
         switch (operation)
         {
             case IInvocationOperation invocation:
@@ -383,6 +384,10 @@ internal sealed class LockFlowAnalysis
     {
         var method = invocation.TargetMethod;
         var facts = _known.FactsOf(method);
+        if (KnownSymbols.IsMethod(method, _known.RangeFault))
+            state = state.WithFault();
+        else if (KnownSymbols.IsMethod(method, _known.ReadBegin))
+            state = state.WithSnapshotRestarted();
         if (facts.Lock == LockEffect.None && invocation.Instance is not null && method.Name == "Dispose" && method.Parameters.Length == 0)
         {
             var scope = ScopeKeyOf(invocation.Instance);
@@ -406,6 +411,10 @@ internal sealed class LockFlowAnalysis
         }
         if (facts.IsSetSeq)
             state = state.WithSetSeq();
+        if ((facts.Device & DeviceEffect.Zap) != 0)
+            state = state.WithZap();
+        if ((facts.Device & DeviceEffect.Flush) != 0)
+            state = state.WithFlush();
         return state;
     }
 
@@ -515,6 +524,8 @@ internal sealed class LockFlowAnalysis
                 return InvocationCondition(invocation, sense, state, observer);
             case IPropertyReferenceOperation property when IsProperty(property, _known.RangeBlockable):
                 return state.WithBlockable(sense ? Tri.True : Tri.False);
+            case IBinaryOperation { OperatorKind: BinaryOperatorKind.GreaterThan } greater when !sense && IsZero(greater.RightOperand) && IsZapResult(greater.LeftOperand):
+                return state.WithNothingZapped();
             case IBinaryOperation binary when binary.OperatorKind is BinaryOperatorKind.Equals or BinaryOperatorKind.NotEquals:
                 return Comparison(binary.LeftOperand, binary.RightOperand, (binary.OperatorKind == BinaryOperatorKind.Equals) == sense, state, observer, depth);
             case IIsPatternOperation { Pattern: IConstantPatternOperation constantPattern } isPattern:
@@ -528,6 +539,8 @@ internal sealed class LockFlowAnalysis
 
     private FlowState InvocationCondition(IInvocationOperation invocation, bool sense, FlowState state, FlowObserver? observer)
     {
+        if (!sense && KnownSymbols.IsMethod(invocation.TargetMethod, _known.ReadRetry))
+            return state.WithRetryChecked();
         var facts = _known.FactsOf(invocation.TargetMethod);
         if (facts.Lock == LockEffect.AcquireOnSuccess)
         {
@@ -561,6 +574,8 @@ internal sealed class LockFlowAnalysis
             return Condition(left, equal == rb, state, observer, depth + 1);
         if (left.ConstantValue.HasValue && left.ConstantValue.Value is bool lb && right.Type?.SpecialType == SpecialType.System_Boolean)
             return Condition(right, equal == lb, state, observer, depth + 1);
+        if (equal && (IsZero(right) && IsZapResult(left) || IsZero(left) && IsZapResult(right)))
+            return state.WithNothingZapped();
         if (IsRangeProperty(left, _known.RangeEvent) || IsRangeProperty(right, _known.RangeEvent))
         {
             var other = IsRangeProperty(left, _known.RangeEvent) ? right : left;
@@ -573,6 +588,34 @@ internal sealed class LockFlowAnalysis
         if (equal && (IsOwner(left) && !IsNullConstant(right) || IsOwner(right) && !IsNullConstant(left)))
             return state.WithOwnerMatched();
         return state;
+    }
+
+    private static bool IsZero(IOperation operation) =>
+        Strip(operation).ConstantValue is { HasValue: true, Value: { } v } && ToInt64(v) == 0;
+
+    // The count a [DeviceZap] call returned (directly, or through a single-assigned local or a flow capture).
+    private bool IsZapResult(IOperation operation)
+    {
+        for (int depth = 0; depth < MaxDepth; depth++)
+        {
+            switch (operation)
+            {
+                case IConversionOperation c:
+                    operation = c.Operand;
+                    continue;
+                case IFlowCaptureReferenceOperation r when _captures.TryGetValue(r.Id, out var captured) && captured is not null:
+                    operation = captured;
+                    continue;
+                case ILocalReferenceOperation l when _singleAssigned.TryGetValue(l.Local, out var assigned) && assigned is not null:
+                    operation = assigned;
+                    continue;
+                case IInvocationOperation inv:
+                    return (_known.FactsOf(inv.TargetMethod).Device & DeviceEffect.Zap) != 0 && !inv.TargetMethod.ReturnsVoid;
+                default:
+                    return false;
+            }
+        }
+        return false;
     }
 
     private bool IsOwner(IOperation? operation) => operation is not null && IsRangeProperty(Strip(operation), _known.RangeOwner);

@@ -85,6 +85,7 @@ public sealed partial class GpuContext
     }
 
     // Drops the DMA mappings of the leaves just zapped. Caller holds _ptLock, after the TLB invalidation completed.
+    [HmmEmu.Annotations.DmaUnmap]
     private void UnmapZapped()
     {
         foreach (ulong bus in _zapped)

@@ -379,6 +379,7 @@ public sealed class GpuDevice
     /// TLB and waits until the device reports it complete, which it does only after in-flight accesses that used a
     /// removed translation have ended. May sleep.
     /// </summary>
+    [HmmEmu.Annotations.TlbFlush]
     internal void InvalidateTlb(ushort id, ulong start, ulong end)
     {
         _kernel.MightSleep("GpuDevice.InvalidateTlb");

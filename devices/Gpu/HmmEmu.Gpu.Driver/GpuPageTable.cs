@@ -134,6 +134,7 @@ internal sealed class GpuPageTable
     /// adds the system-memory address of each cleared leaf to <paramref name="systemPages"/> (when not null). Returns
     /// how many leaves were cleared. Caller holds the page-table lock. Never sleeps.
     /// </summary>
+    [HmmEmu.Annotations.DeviceZap]
     public int Zap(ulong start, ulong end, List<ulong>? systemPages) =>
         end <= start ? 0 : ZapIn(_root.BusAddress, Levels, 0, start, end, systemPages, dryRun: false);
 

@@ -356,7 +356,7 @@ public sealed class IbvMr : IMmuIntervalNotifierOps
                 return true;
             // The device may be using these translations right now: only after INVALIDATE_MTT completes (its DMA
             // through them drained) may the pages go back to the CPU.
-            var done = _device.Execute(RnicCommand.InvalidateMtt(0, new RnicKey(Lkey), (ulong)lo, (ulong)(hi - lo + 1)));
+            var done = _device.InvalidateMttAndWait(new RnicKey(Lkey), (ulong)lo, (ulong)(hi - lo + 1));
             if (!done.IsOk && !_device.IsRemoved)
             {
                 _device.Kernel.Warn($"rnic: INVALIDATE_MTT of MR 0x{Lkey:x8} entries {lo}..{hi} failed ({done.Status}); " +
@@ -383,6 +383,7 @@ public sealed class IbvMr : IMmuIntervalNotifierOps
         return false;
     }
 
+    [HmmEmu.Annotations.DmaUnmap]
     private void Unmap(int index)
     {
         if (_bus[index] == 0)

@@ -231,6 +231,15 @@ public sealed class RnicDevice
     internal RnicCommandCompletion Execute(RnicCommand command) => Execute(_ => command, default, default);
 
     /// <summary>
+    /// INVALIDATE_MTT of entries [<paramref name="first"/>, +<paramref name="count"/>) of <paramref name="key"/>'s MR,
+    /// waited for: when it returns, the device has dropped those translations and the DMA that used them has ended, so
+    /// the pages may go. May sleep.
+    /// </summary>
+    [HmmEmu.Annotations.TlbFlush]
+    internal RnicCommandCompletion InvalidateMttAndWait(RnicKey key, ulong first, ulong count) =>
+        Execute(RnicCommand.InvalidateMtt(0, key, first, count));
+
+    /// <summary>
     /// Runs the command <paramref name="make"/> builds from the bus address of a 64-byte block that holds
     /// <paramref name="blockIn"/> (if any) and is copied into <paramref name="blockOut"/> afterwards (if any). May sleep.
     /// </summary>

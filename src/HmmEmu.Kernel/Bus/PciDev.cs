@@ -227,6 +227,7 @@ public sealed class PciDev
     }
 
     /// <summary>Unmaps a mapping made by <see cref="DmaMapPage"/> (dma_unmap_page) and drops its page reference.</summary>
+    [DmaUnmap]
     public void DmaUnmapPage(ulong busAddress)
     {
         ulong pfn = busAddress >> PhysicalMemory.PageShift;
