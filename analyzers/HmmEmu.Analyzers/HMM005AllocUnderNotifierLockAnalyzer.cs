@@ -17,7 +17,7 @@ namespace HmmEmu.Analyzers;
 /// allocation there under the callback's own lock can reclaim into the same callback.
 /// </remarks>
 [DiagnosticAnalyzer(LanguageNames.CSharp)]
-public sealed class HMM005AllocUnderNotifierLockAnalyzer : DiagnosticAnalyzer
+public sealed class HMM005AllocUnderNotifierLockAnalyzer : CallUnderCallbackLockAnalyzer
 {
     /// <summary>The rule's identifier.</summary>
     public const string Id = "HMM005";
@@ -42,80 +42,13 @@ public sealed class HMM005AllocUnderNotifierLockAnalyzer : DiagnosticAnalyzer
     /// <inheritdoc />
     public override ImmutableArray<DiagnosticDescriptor> SupportedDiagnostics { get; } = ImmutableArray.Create(Descriptor, CompilationEndDescriptor);
 
-    /// <inheritdoc />
-    public override void Initialize(AnalysisContext context)
-    {
-        context.EnableConcurrentExecution();
-        context.ConfigureGeneratedCodeAnalysis(GeneratedCodeAnalysisFlags.None);
-        context.RegisterCompilationStartAction(start =>
-        {
-            var known = KnownSymbols.Create(start.Compilation);
-            if (!known.HasCallbacks)
-                return;
-            var facts = new CallbackLocks();
-            start.RegisterOperationBlockAction(block => AnalyzeMethod(block, known, facts));
-            start.RegisterCompilationEndAction(end => facts.ReportAtEnd(end, CompilationEndDescriptor));
-        });
-    }
+    private protected override DiagnosticDescriptor ImmediateDescriptor => Descriptor;
 
-    private static void AnalyzeMethod(OperationBlockAnalysisContext block, KnownSymbols known, CallbackLocks facts)
-    {
-        if (block.OwningSymbol is not IMethodSymbol method)
-            return;
-        bool isCallback = known.IsInvalidateCallback(method);
-        var (acquires, _, reclaims) = MethodGraphs.Survey(block, known);
-        if (!acquires || !(reclaims || isCallback))
-            return;
-        var body = MethodGraphs.Body(block);
-        if (body is null)
-            return;
-        string name = $"{method.ContainingType?.Name}.{method.Name}";
-        LockFlowAnalysis.Analyze(body, known, new Observer(block, known, facts, isCallback, name), block.CancellationToken);
-        if (!reclaims)
-            return;
-        foreach (var nested in MethodGraphs.Nested(body))
-            LockFlowAnalysis.Analyze(nested, known, new Observer(block, known, facts, isCallback: false, name), block.CancellationToken);
-    }
+    private protected override DiagnosticDescriptor EndDescriptor => CompilationEndDescriptor;
 
-    private sealed class Observer : FlowObserver
-    {
-        private readonly OperationBlockAnalysisContext _context;
-        private readonly KnownSymbols _known;
-        private readonly CallbackLocks _facts;
-        private readonly bool _isCallback;
-        private readonly string _method;
+    private protected override bool MayContain(bool waits, bool reclaims) => reclaims;
 
-        public Observer(OperationBlockAnalysisContext context, KnownSymbols known, CallbackLocks facts, bool isCallback, string method)
-        {
-            _context = context;
-            _known = known;
-            _facts = facts;
-            _isCallback = isCallback;
-            _method = method;
-        }
-
-        public override void OnAcquire(ISymbol key, IOperation site, FlowState before)
-        {
-            if (_isCallback)
-                _facts.TakenInCallback(key, _method);
-        }
-
-        public override void OnCall(in FlowCall call, FlowState before)
-        {
-            // Blocking is None when the allocation flags forbid reclaim (Gfp.Atomic, Gfp.NoWait).
-            if (!call.Facts.Reclaims || call.Blocking == BlockingKind.None)
-                return;
-            foreach (var held in before.Held)
-            {
-                if (held.Key is not (IFieldSymbol or IPropertySymbol))
-                    continue;
-                var location = Describe.Where(call.Operation);
-                string callee = Describe.Callee(call);
-                if (_known.IsUpdateLock(held.Key))
-                    _context.ReportDiagnostic(Diagnostic.Create(Descriptor, location, callee, What, held.Key.Name, "(it is the [NotifierUpdateLock])"));
-                else
-                    _facts.CallWhileHolding(held.Key, location, callee, What);
-            }
-        }
-    }
+    // Blocking is None when the allocation flags forbid reclaim (Gfp.Atomic, Gfp.NoWait).
+    private protected override string? Classify(in FlowCall call, bool inCallback) =>
+        call.Facts.Reclaims && call.Blocking != BlockingKind.None ? What : null;
 }

@@ -17,7 +17,7 @@ namespace HmmEmu.Analyzers;
 /// analysis. A lock marked <c>[NotifierUpdateLock]</c> is known up front and reported as the code is typed.
 /// </remarks>
 [DiagnosticAnalyzer(LanguageNames.CSharp)]
-public sealed class HMM006FaultOrWaitUnderNotifierLockAnalyzer : DiagnosticAnalyzer
+public sealed class HMM006FaultOrWaitUnderNotifierLockAnalyzer : CallUnderCallbackLockAnalyzer
 {
     /// <summary>The rule's identifier.</summary>
     public const string Id = "HMM006";
@@ -40,85 +40,16 @@ public sealed class HMM006FaultOrWaitUnderNotifierLockAnalyzer : DiagnosticAnaly
     /// <inheritdoc />
     public override ImmutableArray<DiagnosticDescriptor> SupportedDiagnostics { get; } = ImmutableArray.Create(Descriptor, CompilationEndDescriptor);
 
-    /// <inheritdoc />
-    public override void Initialize(AnalysisContext context)
+    private protected override DiagnosticDescriptor ImmediateDescriptor => Descriptor;
+
+    private protected override DiagnosticDescriptor EndDescriptor => CompilationEndDescriptor;
+
+    private protected override bool MayContain(bool waits, bool reclaims) => waits;
+
+    private protected override string? Classify(in FlowCall call, bool inCallback) => call.Blocking switch
     {
-        context.EnableConcurrentExecution();
-        context.ConfigureGeneratedCodeAnalysis(GeneratedCodeAnalysisFlags.None);
-        context.RegisterCompilationStartAction(start =>
-        {
-            var known = KnownSymbols.Create(start.Compilation);
-            if (!known.HasCallbacks)
-                return;
-            var facts = new CallbackLocks();
-            start.RegisterOperationBlockAction(block => AnalyzeMethod(block, known, facts));
-            start.RegisterCompilationEndAction(end => facts.ReportAtEnd(end, CompilationEndDescriptor));
-        });
-    }
-
-    private static void AnalyzeMethod(OperationBlockAnalysisContext block, KnownSymbols known, CallbackLocks facts)
-    {
-        if (block.OwningSymbol is not IMethodSymbol method)
-            return;
-        bool isCallback = known.IsInvalidateCallback(method);
-        var (acquires, waits, _) = MethodGraphs.Survey(block, known);
-        if (!acquires || !(waits || isCallback))
-            return;
-        var body = MethodGraphs.Body(block);
-        if (body is null)
-            return;
-        string name = $"{method.ContainingType?.Name}.{method.Name}";
-        LockFlowAnalysis.Analyze(body, known, new Observer(block, known, facts, isCallback, name), block.CancellationToken);
-        if (!waits)
-            return;
-        foreach (var nested in MethodGraphs.Nested(body))
-            LockFlowAnalysis.Analyze(nested, known, new Observer(block, known, facts, isCallback: false, name), block.CancellationToken);
-    }
-
-    private sealed class Observer : FlowObserver
-    {
-        private readonly OperationBlockAnalysisContext _context;
-        private readonly KnownSymbols _known;
-        private readonly CallbackLocks _facts;
-        private readonly bool _isCallback;
-        private readonly string _method;
-
-        public Observer(OperationBlockAnalysisContext context, KnownSymbols known, CallbackLocks facts, bool isCallback, string method)
-        {
-            _context = context;
-            _known = known;
-            _facts = facts;
-            _isCallback = isCallback;
-            _method = method;
-        }
-
-        public override void OnAcquire(ISymbol key, IOperation site, FlowState before)
-        {
-            if (_isCallback)
-                _facts.TakenInCallback(key, _method);
-        }
-
-        public override void OnCall(in FlowCall call, FlowState before)
-        {
-            string? what = call.Blocking switch
-            {
-                BlockingKind.MayInvalidate => "may run or wait for invalidate callbacks",
-                BlockingKind.BlockingWait when !_isCallback => "waits for another thread or the device",
-                _ => null,
-            };
-            if (what is null)
-                return;
-            foreach (var held in before.Held)
-            {
-                if (held.Key is not (IFieldSymbol or IPropertySymbol))
-                    continue;
-                var location = Describe.Where(call.Operation);
-                string callee = Describe.Callee(call);
-                if (_known.IsUpdateLock(held.Key))
-                    _context.ReportDiagnostic(Diagnostic.Create(Descriptor, location, callee, what, held.Key.Name, "(it is the [NotifierUpdateLock])"));
-                else
-                    _facts.CallWhileHolding(held.Key, location, callee, what);
-            }
-        }
-    }
+        BlockingKind.MayInvalidate => "may run or wait for invalidate callbacks",
+        BlockingKind.BlockingWait when !inCallback => "waits for another thread or the device",
+        _ => null,
+    };
 }
