@@ -23,6 +23,12 @@ public sealed record KernelOptions
     /// <summary>Whether trace events are kept in memory for export (they are always hashed). Off by default.</summary>
     public bool RetainTrace { get; init; }
 
+    /// <summary>
+    /// Deliberate kernel bugs to switch on. Test-only: never set outside the coherence suite's bug catalogue. Default
+    /// <see cref="KernelMutant.None"/> (the correct kernel).
+    /// </summary>
+    public KernelMutant Mutants { get; init; }
+
     /// <summary>Options with the given seed and mode, everything else default.</summary>
     public static KernelOptions For(ulong seed, SchedulerMode mode = SchedulerMode.Deterministic) =>
         new() { Simulation = new SimulationOptions { Seed = seed, Mode = mode } };

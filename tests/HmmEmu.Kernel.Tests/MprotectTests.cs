@@ -7,6 +7,28 @@ public sealed class MprotectTests
 {
     private const ulong Page = TestMachine.Page;
 
+    // Found by the coherence suite: the last VMA of the range already had the protection, so it was not split, and
+    // the loop found the same VMA (starting before the end) again and again.
+    [Fact]
+    public void Mprotect_RangeEndingInsideVmaThatAlreadyHasTheProtection_Returns()
+    {
+        using var m = TestMachine.Create();
+        var err = Errno.EINVAL;
+        IReadOnlyList<Vma> vmas = [];
+
+        m.Run(() =>
+        {
+            ulong a = m.MapAnon(7);
+            m.Mm.Mprotect(a + 3 * Page, 4 * Page, Prot.None);
+            err = m.Mm.Mprotect(a, 4 * Page, Prot.None);
+            using (m.Mm.MmapReadLock())
+                vmas = m.Mm.Vmas();
+        });
+
+        Assert.Equal(Errno.Ok, err);
+        Assert.All(vmas, v => Assert.Equal(VmFlags.None, v.Flags & (VmFlags.Read | VmFlags.Write)));
+    }
+
     [Fact]
     public void Mprotect_UnalignedAddress_ReturnsEINVAL()
     {

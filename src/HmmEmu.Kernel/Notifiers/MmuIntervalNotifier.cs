@@ -1,6 +1,7 @@
 using HmmEmu.Annotations;
 using HmmEmu.Kernel.Locking;
 using HmmEmu.Kernel.Vm;
+using HmmEmu.Simulation;
 
 namespace HmmEmu.Kernel.Notifiers;
 
@@ -17,6 +18,8 @@ namespace HmmEmu.Kernel.Notifiers;
 /// </remarks>
 public sealed class MmuIntervalNotifier
 {
+    private static readonly TraceEventType s_readRetry = new("mmu_notifier", "read_retry", "notifier_start", "seq");
+
     private ulong _seq;
     private object?[] _setSeqLocks = [];
 
@@ -105,7 +108,8 @@ public sealed class MmuIntervalNotifier
         var subs = mm.Subscriptions;
         ulong waitSeq = subs.Remove(this);
         kernel.Lockdep.MapTouch(task, kernel.Lockdep.InvalidateRangeStart);
-        if (waitSeq != 0)
+        // KernelMutant.RemoveSkipsCallbackWait: returns while a callback of this notifier may still be running.
+        if (waitSeq != 0 && (kernel.Options.Mutants & KernelMutant.RemoveSkipsCallbackWait) == 0)
             subs.WaitSeqReleased(waitSeq);
         mm.MmDrop();
     }
@@ -123,7 +127,8 @@ public sealed class MmuIntervalNotifier
 
     /// <summary>
     /// mmu_interval_read_retry: whether an invalidation ran since <paramref name="seq"/> was read, so that what was
-    /// read must not be committed. Caller holds the driver lock that the invalidate callback takes around
+    /// read must not be committed (a collision is traced as mmu_notifier.read_retry with the notifier's start and its
+    /// current sequence). Caller holds the driver lock that the invalidate callback takes around
     /// <see cref="SetSeq"/>; the lock checker verifies it once a callback has shown which lock that is.
     /// </summary>
     [NonBlocking]
@@ -146,7 +151,11 @@ public sealed class MmuIntervalNotifier
                     "ReadRetry, commit, then unlock.");
             }
         }
-        return Volatile.Read(ref _seq) != seq;
+        ulong current = Volatile.Read(ref _seq);
+        if (current == seq)
+            return false;
+        mm.Kernel.Trace.Record(s_readRetry, Start, current);
+        return true;
     }
 
     /// <summary>

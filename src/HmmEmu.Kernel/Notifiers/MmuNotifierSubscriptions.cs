@@ -17,6 +17,9 @@ internal sealed class MmuNotifierSubscriptions
     private static readonly TraceEventType s_invEnd = new("mmu_notifier", "invalidate_end", "mm", "seq");
     private static readonly TraceEventType s_callback = new("mmu_notifier", "callback", "notifier_start", "seq", "ok");
 
+    // KernelMutant.NarrowNotifierSeq: the sequence wraps at 3 bits.
+    private const ulong NarrowSeqMask = 7;
+
     private readonly Mm _mm;
     private readonly HostKernel _kernel;
     private readonly Lock _lock = new();     // subscriptions->lock: guards every field below
@@ -71,7 +74,10 @@ internal sealed class MmuNotifierSubscriptions
             {
                 if ((_invalidateSeq & 1) != 0)
                     throw new KernelBugException($"mm {_mm.Id}: invalidation sequence {_invalidateSeq} is odd with no invalidation running.");
-                sub.SetSeqRaw(_invalidateSeq - 1);
+                if ((_kernel.Options.Mutants & KernelMutant.NarrowNotifierSeq) != 0)
+                    sub.SetSeqRaw((_invalidateSeq - 1) & NarrowSeqMask);
+                else
+                    sub.SetSeqRaw(_invalidateSeq - 1);
                 _itree.Insert(sub, sub.Start, sub.Last, sub.Order);
                 sub.State = NotifierState.Inserted;
             }
@@ -199,6 +205,8 @@ internal sealed class MmuNotifierSubscriptions
             if (--_activeRanges > 0 || (_invalidateSeq & 1) == 0)
                 return;
             _invalidateSeq++;
+            if ((_kernel.Options.Mutants & KernelMutant.NarrowNotifierSeq) != 0)
+                _invalidateSeq &= NarrowSeqMask;
             seq = _invalidateSeq;
             foreach (var sub in _deferred)
             {

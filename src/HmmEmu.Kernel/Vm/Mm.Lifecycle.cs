@@ -29,7 +29,11 @@ public sealed partial class Mm
                     continue;
                 WaitOutMigrationEntries(vma.Start, vma.End);
                 bool cow = vma.IsCow;
-                var range = cow ? InvalidateRangeStart(NotifierEvent.ProtectionPage, vma.Start, vma.End) : default;
+                // KernelMutant.ForkSkipsInvalidation (bug 9): write-protects for COW without telling the notifiers.
+                bool silent = cow && (Kernel.Options.Mutants & KernelMutant.ForkSkipsInvalidation) != 0;
+                if (silent)
+                    StartMutantSilentRange(vma.Start, vma.End);
+                var range = cow && !silent ? InvalidateRangeStart(NotifierEvent.ProtectionPage, vma.Start, vma.End) : default;
                 ulong addr = vma.Start;
                 while (addr < vma.End)
                 {
@@ -74,7 +78,9 @@ public sealed partial class Mm
                     }
                     addr = stop;
                 }
-                if (cow)
+                if (silent)
+                    EndMutantSilentRange(vma.Start, vma.End);
+                else if (cow)
                     InvalidateRangeEnd(range);
             }
         }
@@ -129,6 +135,15 @@ public sealed partial class Mm
                     continue;
                 if (InvalidateRangeStartNonBlock(NotifierEvent.Unmap, vma.Start, vma.End, out var range) != Errno.Ok)
                 {
+                    if ((Kernel.Options.Mutants & KernelMutant.OomReapIgnoresRefusal) != 0)
+                    {
+                        // KernelMutant.OomReapIgnoresRefusal (bug 12): zaps although a callback refused. The refused
+                        // start already ended itself, so start and end stay paired; the refusal is not reported.
+                        StartMutantSilentRange(vma.Start, vma.End);
+                        Zap(vma, vma.Start, vma.End);
+                        EndMutantSilentRange(vma.Start, vma.End);
+                        continue;
+                    }
                     result = Errno.EAGAIN;
                     continue;
                 }

@@ -164,7 +164,8 @@ public sealed partial class Mm
             if (i >= _vmas.Count || _vmas[i].Start > addr)
                 return Errno.ENOMEM;
             ulong tmp = addr;
-            while (i < _vmas.Count && _vmas[i].Start < end)
+            // tmp < end: a last piece that already has the protection is not split, so its VMA still starts before end.
+            while (tmp < end && i < _vmas.Count && _vmas[i].Start < end)
             {
                 var vma = _vmas[i];
                 if (vma.Start > tmp)
@@ -240,7 +241,9 @@ public sealed partial class Mm
                         }
                         var range = InvalidateRangeStart(NotifierEvent.Clear, start, pieceEnd);
                         Zap(vma, start, pieceEnd);
-                        InvalidateRangeEnd(range);
+                        // KernelMutant.MadviseSkipsInvalidateEnd (bug 12): the invalidation is never ended.
+                        if ((Kernel.Options.Mutants & KernelMutant.MadviseSkipsInvalidateEnd) == 0)
+                            InvalidateRangeEnd(range);
                         break;
                     case Advice.HugePage or Advice.NoHugePage:
                         var set = advice == Advice.HugePage ? VmFlags.HugePage : VmFlags.NoHugePage;
@@ -366,7 +369,11 @@ public sealed partial class Mm
             return;
         bool read = (vma.Flags & VmFlags.Read) != 0;
         bool write = (vma.Flags & VmFlags.Write) != 0;
-        var range = InvalidateRangeStart(NotifierEvent.ProtectionVma, first, end);
+        // KernelMutant.MprotectSkipsInvalidation (bug 5): changes the entries without telling the notifiers.
+        bool silent = (Kernel.Options.Mutants & KernelMutant.MprotectSkipsInvalidation) != 0;
+        if (silent)
+            StartMutantSilentRange(first, end);
+        var range = silent ? default : InvalidateRangeStart(NotifierEvent.ProtectionVma, first, end);
         ulong addr = first;
         while (addr < end)
         {
@@ -406,7 +413,10 @@ public sealed partial class Mm
             }
             addr = stop;
         }
-        InvalidateRangeEnd(range);
+        if (silent)
+            EndMutantSilentRange(first, end);
+        else
+            InvalidateRangeEnd(range);
     }
 
     /// <summary>Splits VMAs so that [start, end) is exactly one VMA, and returns it. Caller holds the mmap write lock and [start, end) lies in one VMA.</summary>
