@@ -19,6 +19,8 @@ public sealed class MirrorDevice : IDevicePagemapOps
     private const int HugePages = MigratePfn.CompoundPages;
 
     private readonly KSpinLock _freeLock;
+    private readonly KMutex _filesLock;
+    private readonly List<MirrorFile> _files = [];                   // open files, in open order; only under _filesLock
     private readonly ulong[] _freeMap;                                // bit set = page free; only under _freeLock
     private int _freeCount;                                           // only under _freeLock
     private int _firstFreeWord;                                       // no free page below this word; only under _freeLock
@@ -37,6 +39,7 @@ public sealed class MirrorDevice : IDevicePagemapOps
         Minor = minor;
         Capacity = pages;
         _freeLock = new KSpinLock(kernel, "dmirror.device.lock");
+        _filesLock = new KMutex(kernel, "dmirror.device.files");
         _freeMap = new ulong[pages / 64];
         Pagemap = DevicePagemap.Register(kernel, memoryType, pages, this, this);
         Array.Fill(_freeMap, ulong.MaxValue);
@@ -79,8 +82,39 @@ public sealed class MirrorDevice : IDevicePagemapOps
         file = new MirrorFile(this, process.Mm);
         var err = file.Notifier.Insert(process.Mm, 0, ulong.MaxValue & ~0xFFFUL);
         if (err != Errno.Ok)
+        {
             file = null;
-        return err;
+            return err;
+        }
+        using (_filesLock.Scoped())
+            _files.Add(file);
+        return Errno.Ok;
+    }
+
+    /// <summary>Forgets a closed file (its entries are gone with it). May sleep.</summary>
+    internal void Closed(MirrorFile file)
+    {
+        using (_filesLock.Scoped())
+            _files.Remove(file);
+    }
+
+    /// <summary>
+    /// Drops the device entries for <paramref name="pages"/> pages from <paramref name="addr"/> in every open file
+    /// that mirrors <paramref name="mm"/>: those pages just went back to system memory there. The page's owner may
+    /// be a file of another address space (a device page shared copy-on-write after fork), and its entry stays: the
+    /// page is still mapped there. The invalidation of the migration skipped this device's own entries, so this is
+    /// what keeps them coherent. May sleep.
+    /// </summary>
+    private void ForgetMigrated(Mm mm, ulong addr, int pages)
+    {
+        MirrorFile[] files;
+        using (_filesLock.Scoped())
+            files = [.. _files];
+        foreach (var f in files)
+        {
+            if (f.Mirrors(mm))
+                f.ForgetPages(addr, pages);
+        }
     }
 
     /// <summary>
@@ -289,13 +323,13 @@ public sealed class MirrorDevice : IDevicePagemapOps
                         args.Dst![i + (ulong)j] = MigratePfn.From(d) | write;
                     }
                 }
-                owner?.ForgetPages(args.Start + (i << PhysicalMemory.PageShift), n);
+                ForgetMigrated(args.Vma!.Mm, args.Start + (i << PhysicalMemory.PageShift), n);
                 i += (ulong)n - 1;
                 continue;
             }
             if (failAlloc || CopyToNewSystemPage(spfn, out ulong dpfn) != Errno.Ok)
                 return ReleaseDestinations(args, i);
-            owner?.ForgetPages(args.Start + (i << PhysicalMemory.PageShift));
+            ForgetMigrated(args.Vma!.Mm, args.Start + (i << PhysicalMemory.PageShift), 1);
             args.Dst![i] = MigratePfn.From(dpfn) | write;
         }
         return Errno.Ok;

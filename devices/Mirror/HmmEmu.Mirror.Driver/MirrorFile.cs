@@ -79,15 +79,35 @@ public sealed class MirrorFile : IMmuIntervalNotifierOps
         }
     }
 
+    /// <summary>
+    /// The device page table, in address order (a debugfs-style view for checkers such as the coherence suite):
+    /// each entry's virtual page address, the pfn it maps (a device-private pfn for migrated pages), and whether it
+    /// allows writes and device atomics. Takes no lock: call it only while no thread uses this file.
+    /// </summary>
+    public IReadOnlyList<MirrorPageTableEntry> DumpPageTable()
+    {
+        var entries = new List<MirrorPageTableEntry>();
+        _pt.ForEach(0, XArray<ulong>.MaxIndex, (vpn, e) =>
+        {
+            if ((e & EntryPresent) != 0)
+                entries.Add(new MirrorPageTableEntry(vpn << PageShift, e & EntryPfnMask, (e & EntryWrite) != 0, (e & EntryAtomic) != 0));
+        });
+        return entries;
+    }
+
     /// <summary>close(2): unregisters the notifier and drops the device page table. May sleep.</summary>
     public void Close()
     {
         if (Interlocked.Exchange(ref _closed, 1) != 0)
             throw new InvalidOperationException($"{Device} file closed twice.");
         Notifier.Remove();
+        Device.Closed(this);
         using (_mutex.Scoped())
             _pt.EraseRange(0, XArray<ulong>.MaxIndex);
     }
+
+    /// <summary>Whether this file mirrors <paramref name="mm"/>.</summary>
+    internal bool Mirrors(Mm mm) => ReferenceEquals(_mm, mm);
 
     /// <summary>
     /// ioctl(2). Checks the command (EINVAL for an unaligned address, zero or wrapping length, or an unknown
@@ -152,6 +172,10 @@ public sealed class MirrorFile : IMmuIntervalNotifierOps
     public bool Invalidate(MmuIntervalNotifier notifier, in MmuNotifierRange range, ulong curSeq)
     {
         bool ownMigration = range.Event == NotifierEvent.Migrate && ReferenceEquals(range.Owner, Device);
+        // Our own make_device_exclusive: the page stays with this device, and Exclusive() stores the atomic entry
+        // itself; publishing the sequence here would make that store retry forever.
+        if (range.Event == NotifierEvent.Exclusive && ReferenceEquals(range.Owner, Device))
+            return true;
         if (!LockForInvalidate(_mutex, range))
             return false;
         try
@@ -281,24 +305,36 @@ public sealed class MirrorFile : IMmuIntervalNotifierOps
                 continue;
             if (err != Errno.Ok)
                 return err;
+            ulong cowPage;
             _mutex.Lock();
             try
             {
                 if (Notifier.ReadRetry(range.NotifierSeq))
                     continue;                     // an invalidation raced us: fault again
-                return Commit(range);
+                err = Commit(range, out cowPage);
+                if (err != Errno.EAGAIN)
+                    return err;
             }
             finally
             {
                 _mutex.Unlock();
             }
+            // A write to one of our own device pages that is read-only (shared copy-on-write since a fork): HMM
+            // reports it as it is, without faulting. Bring it back to system memory, where the write fault breaks
+            // the sharing, and fault again.
+            var back = new MirrorCommand { Addr = cowPage, NPages = 1 };
+            err = MigrateToSystem(ref back);
+            if (err != Errno.Ok)
+                return err;
         }
     }
 
-    // dmirror_do_fault: stores the faulted pages. Caller holds _mutex and has checked ReadRetry.
-    private Errno Commit(HmmRange range)
+    // dmirror_do_fault: stores the faulted pages. Caller holds _mutex and has checked ReadRetry. EAGAIN (with the
+    // address in cowPage) when a write needs one of this device's own pages that is mapped read-only.
+    private Errno Commit(HmmRange range, out ulong cowPage)
     {
         _mutex.AssertHeld("MirrorFile.Commit");
+        cowPage = 0;
         var pfns = range.HmmPfns;
         for (int i = 0; i < range.PageCount; i++)
         {
@@ -312,7 +348,12 @@ public sealed class MirrorFile : IMmuIntervalNotifierOps
             if ((e & HmmPfn.Write) != 0)
                 entry |= EntryWrite;
             else if ((range.DefaultFlags & HmmPfn.ReqWrite) != 0)
-                return Errno.EFAULT;
+            {
+                if (!ReferenceEquals(DevicePagemap.Of(_kernel, HmmPfn.ToPfn(e))?.Owner, Device))
+                    return Errno.EFAULT;
+                cowPage = range.Start + ((ulong)i << PageShift);
+                return Errno.EAGAIN;
+            }
             var err = _pt.Store((range.Start >> PageShift) + (ulong)i, entry, Gfp.Atomic);
             if (err != Errno.Ok)
                 return err;
@@ -333,13 +374,27 @@ public sealed class MirrorFile : IMmuIntervalNotifierOps
             {
                 for (ulong addr = start; addr < end; addr += PageSize)
                 {
-                    var err = _mm.MakeDeviceExclusive(addr, null, out ulong pfn);
+                    var err = _mm.MakeDeviceExclusive(addr, Device, out ulong pfn);
                     if (err != Errno.Ok)
                         return err;
+                    // An invalidation racing us (a madvise, say) may already have run this file's callback, so the
+                    // atomic entry is stored only if the page is still exclusive and nothing invalidated since the
+                    // snapshot. The snapshot comes after make_device_exclusive: taking the page back from an earlier
+                    // exclusive entry invalidates too, and would make every retry fail again. read_begin waits out
+                    // an invalidation in progress, so one that began before the snapshot has finished its zap.
+                    ulong seq = Notifier.ReadBegin();
+                    bool stored;
                     using (_mutex.Scoped())
-                        _pt.Store(addr >> PageShift, EntryPresent | EntryAtomic | pfn, Gfp.Atomic);
+                    {
+                        var cpu = _mm.GetPte(addr);
+                        stored = cpu.IsDeviceExclusive && cpu.Pfn == pfn && !Notifier.ReadRetry(seq);
+                        if (stored)
+                            _pt.Store(addr >> PageShift, EntryPresent | EntryAtomic | pfn, Gfp.Atomic);
+                    }
                     mem.UnlockPage(pfn);
                     mem.PutPage(pfn);
+                    if (!stored)
+                        addr -= PageSize;                 // raced an invalidation: take the page again
                 }
             }
         }
@@ -429,7 +484,12 @@ public sealed class MirrorFile : IMmuIntervalNotifierOps
                         return err;
                     AllocAndCopyToDevice(args, vma);
                     Migrate.VmaPages(args);
-                    MapMigrated(args);
+                    // The migration's own invalidations are over (VmaPages may invalidate too); anything that
+                    // invalidates from here on (a racing madvise, say) must stop MapMigrated, or the device keeps an
+                    // entry for a page that is gone. read_begin waits out one in progress, whose zap MapMigrated's
+                    // check of the CPU entry then sees.
+                    ulong seq = Notifier.ReadBegin();
+                    MapMigrated(args, seq);
                     Migrate.VmaFinalize(args);
                     addr = next;
                 }
@@ -507,10 +567,13 @@ public sealed class MirrorFile : IMmuIntervalNotifierOps
     // dmirror_migrate_finalize_and_map: the migrated pages go into the device page table. An entry is stored only
     // while the CPU entry still belongs to this migration (a concurrent zap, e.g. madvise(DONTNEED) under the read
     // lock, may have removed it; finalize would then free the new page).
-    private void MapMigrated(MigrateVma args)
+    private void MapMigrated(MigrateVma args, ulong seq)
     {
         using (_mutex.Scoped())
         {
+            // The migration's own invalidation left this file's entries in place (see Invalidate): every page that
+            // moved loses its old entry here, and gets the device page only if nothing invalidated meanwhile.
+            bool raced = Notifier.ReadRetry(seq);
             for (ulong i = 0; i < args.NPages; i++)
             {
                 if ((args.Src![i] & MigratePfn.Migrate) == 0 || MigratePfn.ToPfn(args.Dst![i]) is not ulong dpfn)
@@ -519,12 +582,14 @@ public sealed class MirrorFile : IMmuIntervalNotifierOps
                 ulong? spfn = MigratePfn.ToPfn(args.Src[i]);
                 for (ulong j = 0; j < frames; j++)
                 {
+                    ulong vpn = (args.Start >> PageShift) + i + j;
+                    _pt.Erase(vpn);
                     var cpu = _mm.GetPte(args.Start + ((i + j) << PageShift));
                     bool ours = spfn is ulong s ? cpu.IsMigration && cpu.Pfn == s + j : cpu.Pfn == dpfn + j && !cpu.IsNone;
-                    if (!ours)
-                        continue;
+                    if (raced || !ours)
+                        continue;                 // the device faults the page in later
                     ulong entry = EntryPresent | (dpfn + j) | ((args.Dst[i] & MigratePfn.Write) != 0 ? EntryWrite : 0);
-                    _pt.Store((args.Start >> PageShift) + i + j, entry, Gfp.Atomic);
+                    _pt.Store(vpn, entry, Gfp.Atomic);
                 }
                 i += frames - 1;
             }
