@@ -11,7 +11,8 @@ public static class Program
         usage: hmmemu selftest [--seed N] [--mode deterministic|threaded] [--filter TEXT] [--list]
           Runs the port of the kernel's HMM selftests (tools/testing/selftests/mm/hmm-tests.c) against the mirror
           device on a simulated machine and prints kselftest TAP. Exits 1 if any test fails, 2 on bad arguments.
-        """;
+
+        """ + ExploreCommand.Usage;
 
     /// <summary>Entry point.</summary>
     public static int Main(string[] args)
@@ -22,6 +23,8 @@ public static class Program
             Console.WriteLine(Usage);
             return args.Length == 0 ? 2 : 0;
         }
+        if (args[0] == "explore")
+            return ExploreCommand.Run(args);
         if (args[0] != "selftest")
         {
             Console.Error.WriteLine($"hmmemu: unknown command '{args[0]}'.");

@@ -1,0 +1,151 @@
+using System.Globalization;
+using System.Text.Json;
+using HmmEmu.Kernel;
+using HmmEmu.Testing.Coherence;
+
+namespace HmmEmu.Cli;
+
+/// <summary>
+/// <c>hmmemu explore</c>: runs the coherence suite's generated cases one by one (case i uses FsCheck seed
+/// (seed + i, gamma)), shows progress and the invariant counters, and on a failure prints the shrunk sequence and the
+/// replay command. <c>--shard K/N</c> runs the cases with i mod N = K, so a campaign spreads over machines;
+/// <c>explore merge</c> adds up the <c>--json</c> results of the shards.
+/// </summary>
+internal static class ExploreCommand
+{
+    private const ulong Gamma = 0x9E37_79B9_7F4A_7C15UL;
+
+    internal const string Usage = """
+        usage: hmmemu explore [--seed S] [--cases N] [--steps N] [--devices mirror[,mirror]] [--swarm]
+                              [--bug KERNEL-MUTANT[,..]] [--shard K/N] [--replay SEED,GAMMA] [--json FILE]
+               hmmemu explore merge FILE...
+          Model-based random testing of the mirror driver against the kernel: CPU, mirror and concurrent commands,
+          invariants checked after every step, shrinking to a minimal failing sequence. Exits 1 on a failure.
+          --bug switches on kernel mutants (the catalogue's kernel bugs): NarrowNotifierSeq, OomReapIgnoresRefusal,
+          MadviseSkipsInvalidateEnd, ForkSkipsInvalidation, MprotectSkipsInvalidation, RemoveSkipsCallbackWait.
+          Only the mirror device is explorable so far (the GPU and NIC configurations are not built yet).
+        """;
+
+    public static int Run(string[] args)
+    {
+        if (args.Length > 1 && args[1] == "merge")
+            return Merge(args[2..]);
+        ulong seed = 1;
+        int cases = 100, steps = 40, devices = 1, shard = 0, shards = 1;
+        bool swarm = false;
+        var mutants = KernelMutant.None;
+        (ulong, ulong)? replay = null;
+        string? json = null;
+        for (int i = 1; i < args.Length; i++)
+        {
+            string? Value() => i + 1 < args.Length ? args[++i] : null;
+            switch (args[i])
+            {
+                case "--seed" when ulong.TryParse(Value(), NumberStyles.Integer, CultureInfo.InvariantCulture, out seed):
+                    break;
+                case "--cases" when int.TryParse(Value(), NumberStyles.Integer, CultureInfo.InvariantCulture, out cases) && cases > 0:
+                    break;
+                case "--steps" when int.TryParse(Value(), NumberStyles.Integer, CultureInfo.InvariantCulture, out steps) && steps > 0:
+                    break;
+                case "--devices":
+                    var kinds = (Value() ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries);
+                    if (kinds.Length is 0 or > 2 || kinds.Any(k => k != "mirror"))
+                        return Fail("--devices takes 'mirror' or 'mirror,mirror' (the GPU and NIC are not explorable yet).");
+                    devices = kinds.Length;
+                    break;
+                case "--swarm":
+                    swarm = true;
+                    break;
+                case "--bug":
+                    foreach (var name in (Value() ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries))
+                    {
+                        if (!Enum.TryParse<KernelMutant>(name, ignoreCase: true, out var m) || m == KernelMutant.None)
+                            return Fail($"unknown kernel mutant '{name}'.");
+                        mutants |= m;
+                    }
+                    break;
+                case "--shard":
+                    var parts = (Value() ?? "").Split('/');
+                    if (parts.Length != 2 || !int.TryParse(parts[0], CultureInfo.InvariantCulture, out shard) || !int.TryParse(parts[1], CultureInfo.InvariantCulture, out shards) || shards <= 0 || shard < 0 || shard >= shards)
+                        return Fail("--shard takes K/N with 0 <= K < N.");
+                    break;
+                case "--replay":
+                    var r = (Value() ?? "").Split(',');
+                    if (r.Length != 2 || !ulong.TryParse(r[0], CultureInfo.InvariantCulture, out ulong rs) || !ulong.TryParse(r[1], CultureInfo.InvariantCulture, out ulong rg))
+                        return Fail("--replay takes SEED,GAMMA as printed by a failure.");
+                    replay = (rs, rg);
+                    break;
+                case "--json":
+                    json = Value() ?? "";
+                    break;
+                default:
+                    return Fail($"bad or incomplete option '{args[i]}'.");
+            }
+        }
+        var config = new CoherenceConfig { Target = new MirrorTarget(), Devices = devices, Mutants = mutants };
+        Console.WriteLine($"exploring {config} with {(replay is null ? $"{cases} case(s) of up to {steps} commands, shard {shard}/{shards}" : $"the replayed run of up to {cases} case(s)")}");
+        var total = new CoherenceCounters();
+        int run = 0;
+        CoherenceFailure? failure = null;
+        for (int i = 0; i < (replay is null ? cases : 1) && failure is null; i++)
+        {
+            if (replay is null && i % shards != shard)
+                continue;
+            // A replay reruns the whole FsCheck run the seed started (it stops at its first failure).
+            var report = replay is { } r0 ? CoherenceSuite.Check(config, cases, steps, swarm, r0) : CoherenceSuite.Check(config, 1, steps, swarm, (seed + (ulong)i, Gamma));
+            total.Merge(report.Counters);
+            run++;
+            failure = report.Failure;
+            if (!Console.IsOutputRedirected)
+                Console.Write($"\r[{new string('#', 30 * (i + 1) / cases),-30}] {i + 1}/{cases} cases");
+        }
+        Console.WriteLine();
+        Console.WriteLine($"{run} case(s) run, {(failure is null ? "all passed" : "FAILED")}");
+        foreach (var (k, v) in total.Counts)
+            Console.WriteLine($"  {k,-50} {v,10}");
+        if (failure is not null)
+            Console.WriteLine(failure);
+        if (json is not null)
+        {
+            var doc = new ExploreResult(config.ToString(), shard, shards, run, failure?.ToString(), new SortedDictionary<string, long>(total.Counts.ToDictionary(kv => kv.Key, kv => kv.Value), StringComparer.Ordinal));
+            File.WriteAllText(json, JsonSerializer.Serialize(doc, JsonOptions));
+        }
+        return failure is null ? 0 : 1;
+    }
+
+    private static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true };
+
+    private static int Merge(string[] files)
+    {
+        if (files.Length == 0)
+            return Fail("explore merge needs the --json files of the shards.");
+        int cases = 0;
+        var failures = new List<string>();
+        var counts = new SortedDictionary<string, long>(StringComparer.Ordinal);
+        foreach (var f in files)
+        {
+            var r = JsonSerializer.Deserialize<ExploreResult>(File.ReadAllText(f)) ?? throw new InvalidDataException($"{f}: not an explore result");
+            cases += r.Cases;
+            if (r.Failure is not null)
+                failures.Add($"{f} (shard {r.Shard}/{r.Shards}):\n{r.Failure}");
+            foreach (var (k, v) in r.Counters)
+                counts[k] = counts.GetValueOrDefault(k) + v;
+        }
+        Console.WriteLine($"{files.Length} shard result(s), {cases} case(s), {failures.Count} failure(s)");
+        foreach (var (k, v) in counts)
+            Console.WriteLine($"  {k,-50} {v,10}");
+        foreach (var f in failures)
+            Console.WriteLine(f);
+        return failures.Count == 0 ? 0 : 1;
+    }
+
+    private static int Fail(string message)
+    {
+        Console.Error.WriteLine($"hmmemu explore: {message}");
+        Console.Error.WriteLine(Usage);
+        return 2;
+    }
+
+    /// <summary>One shard's result, as written by <c>--json</c> and read by <c>explore merge</c>.</summary>
+    internal sealed record ExploreResult(string Config, int Shard, int Shards, int Cases, string? Failure, SortedDictionary<string, long> Counters);
+}

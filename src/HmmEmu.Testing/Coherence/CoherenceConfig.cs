@@ -1,0 +1,125 @@
+using HmmEmu.Kernel;
+
+namespace HmmEmu.Testing.Coherence;
+
+/// <summary>Kinds of command the generator may produce; a swarm run enables a random subset.</summary>
+[Flags]
+public enum CommandKinds
+{
+    /// <summary>Nothing.</summary>
+    None = 0,
+
+    /// <summary>CPU read of a tracked word.</summary>
+    CpuRead = 1 << 0,
+
+    /// <summary>CPU write of a tracked word.</summary>
+    CpuWrite = 1 << 1,
+
+    /// <summary>CPU atomic add on a tracked word.</summary>
+    CpuAtomic = 1 << 2,
+
+    /// <summary>mmap(MAP_FIXED) of a slot.</summary>
+    Mmap = 1 << 3,
+
+    /// <summary>munmap of a page range.</summary>
+    Munmap = 1 << 4,
+
+    /// <summary>mprotect of a page range.</summary>
+    Mprotect = 1 << 5,
+
+    /// <summary>madvise(MADV_DONTNEED) of a page range.</summary>
+    Madvise = 1 << 6,
+
+    /// <summary>fork.</summary>
+    Fork = 1 << 7,
+
+    /// <summary>exit of a forked process.</summary>
+    Exit = 1 << 8,
+
+    /// <summary>OOM kill of a forked process: the reaper's non-blockable invalidations, then exit.</summary>
+    OomKill = 1 << 9,
+
+    /// <summary>Device read through the mirror.</summary>
+    DeviceRead = 1 << 10,
+
+    /// <summary>Device write through the mirror.</summary>
+    DeviceWrite = 1 << 11,
+
+    /// <summary>Migration to device memory.</summary>
+    MigrateToDevice = 1 << 12,
+
+    /// <summary>Migration back to system memory.</summary>
+    MigrateToSystem = 1 << 13,
+
+    /// <summary>Device-exclusive access.</summary>
+    Exclusive = 1 << 14,
+
+    /// <summary>Device atomic add.</summary>
+    DeviceAtomic = 1 << 15,
+
+    /// <summary>Close and reopen a mirror (notifier removal and insertion).</summary>
+    Reopen = 1 << 16,
+
+    /// <summary>Two commands on two threads at once, interleaved by the seeded scheduler.</summary>
+    Concurrent = 1 << 17,
+
+    /// <summary>Every kind.</summary>
+    All = (1 << 18) - 1,
+}
+
+/// <summary>
+/// One run's configuration: everything besides the command list that decides what happens. Printed in full with
+/// every failure, because a seed alone does not reproduce a run whose options differ.
+/// </summary>
+public sealed record CoherenceConfig
+{
+    /// <summary>The driver under test.</summary>
+    public required IMirrorTarget Target { get; init; }
+
+    /// <summary>The simulation seed: decides every interleaving of the simulated threads.</summary>
+    public ulong Seed { get; init; } = 1;
+
+    /// <summary>How many devices of the target the machine has (1 or 2).</summary>
+    public int Devices { get; init; } = 1;
+
+    /// <summary>
+    /// An optional second driver with one device on the same machine (after the target's devices), whose
+    /// migrations and invalidations the target must respect: our mirror is the usual companion.
+    /// </summary>
+    public IMirrorTarget? Companion { get; init; }
+
+    /// <summary>Devices on the machine: the target's, plus the companion's.</summary>
+    public int TotalDevices => Devices + (Companion is null ? 0 : 1);
+
+    /// <summary>What device <paramref name="device"/> supports (the companion is the last device).</summary>
+    public MirrorCapabilities CapabilitiesOf(int device) =>
+        device < Devices ? Target.Capabilities : Companion?.Capabilities ?? MirrorCapabilities.None;
+
+    /// <summary>The command kinds the generator may use.</summary>
+    public CommandKinds Kinds { get; init; } = CommandKinds.All;
+
+    /// <summary>Test-only kernel bugs switched on (the bug catalogue); None for a real run.</summary>
+    public KernelMutant Mutants { get; init; }
+
+    /// <summary>The kinds the target can run: those it lacks the capability for are removed.</summary>
+    public CommandKinds EffectiveKinds
+    {
+        get
+        {
+            var k = Kinds;
+            var caps = Target.Capabilities | (Companion?.Capabilities ?? MirrorCapabilities.None);
+            if ((caps & MirrorCapabilities.Migrate) == 0)
+                k &= ~(CommandKinds.MigrateToDevice | CommandKinds.MigrateToSystem);
+            if ((caps & MirrorCapabilities.Exclusive) == 0)
+                k &= ~CommandKinds.Exclusive;
+            if ((caps & MirrorCapabilities.Atomics) == 0)
+                k &= ~CommandKinds.DeviceAtomic;
+            return k;
+        }
+    }
+
+    /// <inheritdoc />
+    public override string ToString() =>
+        $"target={Target.Name} seed={Seed} devices={Devices}{(Companion is null ? "" : $"+{Companion.Name}")} kinds={(Kinds == CommandKinds.All ? "all" : Kinds.ToString())}" +
+        (Mutants == KernelMutant.None ? "" : $" kernel-mutants={Mutants}");
+}

@@ -1,0 +1,397 @@
+using HmmEmu.Kernel;
+using HmmEmu.Kernel.Vm;
+using HmmEmu.Simulation;
+
+namespace HmmEmu.Testing.Coherence;
+
+/// <summary>
+/// The system under test of one coherence run: a booted machine (kernel, the target's devices, the first process),
+/// the reference model beside it, and the invariant checks run after every step. <see cref="Step"/> runs one command
+/// (or a concurrent pair) to quiescence in the deterministic simulation and returns the rules it broke.
+/// </summary>
+public sealed class CoherenceSystem : IDisposable
+{
+    private readonly List<Process?> _processes = [];
+    private readonly IMirrorTargetDevice[] _devices;
+    private readonly SortedDictionary<(int Process, int Device), IMirrorContext> _contexts = [];
+    private readonly SortedDictionary<(int Process, int Device), ulong> _lastSeq = [];
+    private readonly List<int> _pendingExits = [];
+    private int _warnings;
+    private bool _tornDown;
+
+    /// <summary>Boots the machine for <paramref name="config"/>. Runs on the host thread.</summary>
+    public CoherenceSystem(CoherenceConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        Config = config;
+        var options = KernelOptions.For(config.Seed) with { Mutants = config.Mutants };
+        Kernel = new HostKernel(options);
+        Kernel.Trace.AddListener(Counters);
+        _devices = new IMirrorTargetDevice[config.TotalDevices];
+        for (int u = 0; u < config.Devices; u++)
+            _devices[u] = config.Target.CreateDevice(Kernel, u);
+        if (config.Companion is { } companion)
+            _devices[config.Devices] = companion.CreateDevice(Kernel, config.Devices);
+        _processes.Add(Kernel.CreateProcess("P0"));
+        Memory.AddProcess();
+    }
+
+    /// <summary>The run's configuration.</summary>
+    public CoherenceConfig Config { get; }
+
+    /// <summary>The machine.</summary>
+    public HostKernel Kernel { get; }
+
+    /// <summary>The reference model.</summary>
+    public IdealMemory Memory { get; private set; } = new();
+
+    /// <summary>Precondition counters of this run.</summary>
+    public CoherenceCounters Counters { get; } = new();
+
+    /// <summary>Set once a step broke a rule: the machine's state is no longer trustworthy.</summary>
+    public bool Broken { get; private set; }
+
+    /// <summary>The simulation's trace hash so far (same seed and commands, same hash: INV-18).</summary>
+    public ulong TraceHash => Kernel.Trace.Hash;
+
+    /// <summary>The actual process behind model process <paramref name="id"/>.</summary>
+    public Process ProcessOf(int id) =>
+        id < _processes.Count && _processes[id] is { } p ? p : throw new InvalidOperationException($"model process {id} is not alive");
+
+    /// <summary>The address space of model process <paramref name="id"/>.</summary>
+    public Mm Mm(int id) => ProcessOf(id).Mm;
+
+    /// <summary>Records the actual child of a fork as model process <paramref name="id"/>.</summary>
+    public void AddProcess(int id, Process process)
+    {
+        ArgumentNullException.ThrowIfNull(process);
+        if (id != _processes.Count)
+            throw new InvalidOperationException($"fork child registered as model process {id}, but the next id is {_processes.Count}");
+        _processes.Add(process);
+    }
+
+    /// <summary>
+    /// Device <paramref name="device"/>'s mirror of process <paramref name="process"/>, opened on first use. Must
+    /// run on a thread of that process.
+    /// </summary>
+    public IMirrorContext Context(int process, int device)
+    {
+        lock (_contexts)
+        {
+            if (_contexts.TryGetValue((process, device), out var c))
+                return c;
+        }
+        var opened = _devices[device].Open();
+        lock (_contexts)
+            _contexts[(process, device)] = opened;
+        return opened;
+    }
+
+    /// <summary>Closes device <paramref name="device"/>'s mirror of <paramref name="process"/> if open. Runs on a thread of that process.</summary>
+    public void CloseContext(int process, int device)
+    {
+        IMirrorContext? c;
+        lock (_contexts)
+        {
+            if (_contexts.Remove((process, device), out c))
+                _lastSeq.Remove((process, device));
+        }
+        c?.Close();
+    }
+
+    /// <summary>exit(2) of model process <paramref name="id"/>: its mirrors close (as its files would), then its address space goes.</summary>
+    public void ExitProcess(int id)
+    {
+        var p = ProcessOf(id);
+        for (int d = 0; d < _devices.Length; d++)
+            CloseContext(id, d);
+        p.Exit();
+        _processes[id] = null;
+    }
+
+    /// <summary>Exits model process <paramref name="id"/> once every thread of the current step finished.</summary>
+    public void ExitAfterStep(int id)
+    {
+        lock (_pendingExits)
+            _pendingExits.Add(id);
+    }
+
+    /// <summary>Counts an OOM reap the victim's driver refused.</summary>
+    public void NoteOomReap(Errno result)
+    {
+        if (result == Errno.EAGAIN)
+            Counters.Add(CoherenceCounters.OomReapsRefused);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="command"/> to quiescence, checks its outcome against the reference model and the
+    /// invariants against the machine, and returns what broke (empty if nothing).
+    /// </summary>
+    public IReadOnlyList<string> Step(CoherenceCommand command)
+    {
+        ArgumentNullException.ThrowIfNull(command);
+        if (Broken)
+            return ["the machine broke in an earlier step"];
+        Counters.Add(CoherenceCounters.Steps);
+        var violations = new List<string>();
+        if (command is Fork && HasTranslations(command.Process))
+            Counters.Add(CoherenceCounters.ForkWithDeviceMappings);
+        try
+        {
+            if (command is Concurrent pair)
+                StepConcurrent(pair, violations);
+            else
+                StepOne(command, violations);
+            RunPendingExits();
+        }
+        catch (Exception e) when (e is KernelRuleViolationException or KernelBugException or SimulationDeadlockException or InvalidOperationException)
+        {
+            violations.Add($"rule: {e.GetType().Name}: {e.Message}{Where(e)}");
+        }
+        if (violations.Count == 0)
+            CheckInvariants(violations);
+        if (violations.Count > 0)
+            Broken = true;
+        return violations;
+    }
+
+    // The innermost frames of the simulated thread that broke the rule, so the report points at the code.
+    private static string Where(Exception e)
+    {
+        var inner = e.InnerException ?? e;
+        var frames = (inner.StackTrace ?? "").Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Take(4);
+        return string.Concat(frames.Select(f => "\n      " + f));
+    }
+
+    private void StepOne(CoherenceCommand command, List<string> violations)
+    {
+        var outcome = Execute([command])[0];
+        var e = new Expectations();
+        command.Expect(Memory, outcome, e);
+        violations.AddRange(e.Problems.Values);
+        command.Apply(Memory, outcome);
+        if (command is DeviceAtomicAdd atomic && outcome.Err == Errno.Ok)
+            CheckAtomicity(atomic, violations);
+    }
+
+    // INV-8: right after a device atomic (nothing else ran since), the device holds the page exclusively: an
+    // atomic translation, backed by a device-exclusive CPU entry (or the page lives in its device memory).
+    private void CheckAtomicity(DeviceAtomicAdd atomic, List<string> violations)
+    {
+        ulong addr = Layout.PageAddress(atomic.Page);
+        var pte = Mm(atomic.P).GetPte(addr);
+        bool atomicEntry = _contexts.TryGetValue((atomic.P, atomic.Device), out var ctx) && ctx.Translations().Any(t => t.Address == addr && t.Atomic);
+        if (!(atomicEntry && pte.IsDeviceExclusive) && !pte.IsDevicePrivate)
+            violations.Add($"INV-8 (device atomicity): {atomic} completed, but the device holds {(atomicEntry ? "an atomic entry" : "no atomic entry")} and the CPU entry is not device-exclusive: the CPU could write between the atomic's read and write");
+    }
+
+    // Both orders are tried word by word: a problem counts only if it shows whichever command went first.
+    private void StepConcurrent(Concurrent pair, List<string> violations)
+    {
+        Counters.Add(CoherenceCounters.ConcurrentPairs);
+        if (RacesInvalidation(pair.A, pair.B) || RacesInvalidation(pair.B, pair.A))
+            Counters.Add(CoherenceCounters.DeviceRacedInvalidation);
+        var outcomes = Execute([pair.A, pair.B]);
+        CoherenceCommand a = pair.A, b = pair.B;
+        CommandOutcome oa = outcomes[0], ob = outcomes[1];
+        var m0 = Memory;
+        var ma = m0.Clone();
+        a.Apply(ma, oa);
+        var mb = m0.Clone();
+        b.Apply(mb, ob);
+        violations.AddRange(Expectations.InAll(Expect(a, m0, oa), Expect(a, mb, oa)).Select(v => $"{v} (racing {b})"));
+        violations.AddRange(Expectations.InAll(Expect(b, m0, ob), Expect(b, ma, ob)).Select(v => $"{v} (racing {a})"));
+        var mab = ma.Clone();
+        b.Apply(mab, ob);
+        var mba = mb.Clone();
+        a.Apply(mba, oa);
+        Memory = IdealMemory.Merge(mab, mba);
+    }
+
+    private static Expectations Expect(CoherenceCommand c, IdealMemory m, CommandOutcome o)
+    {
+        var e = new Expectations();
+        c.Expect(m, o, e);
+        return e;
+    }
+
+    private static bool RacesInvalidation(CoherenceCommand device, CoherenceCommand other) =>
+        device is DeviceCommand && (other.ChangesShape || other is MadviseDontNeed or MigrateToDevice or MigrateToSystem or DeviceExclusive or CpuWrite or CpuAtomicAdd)
+        && device.Process == other.Process
+        && (other.Pages is not (int f, int n) || device.Pages is not (int df, int dn) || (f < df + dn && df < f + n));
+
+    // Runs the commands on one thread each of their processes, from a common start, until the machine is quiescent.
+    private CommandOutcome[] Execute(CoherenceCommand[] commands)
+    {
+        OpenContexts(commands);
+        var outcomes = new CommandOutcome[commands.Length];
+        for (int i = 0; i < commands.Length; i++)
+        {
+            int index = i;
+            var c = commands[i];
+            ProcessOf(c.Process).StartThread($"cmd{i}", () => outcomes[index] = c.Execute(this));
+        }
+        Kernel.Scheduler.Run();
+        return outcomes;
+    }
+
+    // Opens (before the step starts) every mirror the step's device commands use, so that two concurrent commands
+    // never both open the same one.
+    private void OpenContexts(CoherenceCommand[] commands)
+    {
+        var opening = new SortedSet<(int, int)>();
+        foreach (var c in commands)
+        {
+            if (c is not DeviceCommand d || d is Reopen || _contexts.ContainsKey((d.P, d.Device)) || !opening.Add((d.P, d.Device)))
+                continue;
+            ProcessOf(d.P).StartThread("open", () => Context(d.P, d.Device));
+        }
+        if (opening.Count > 0)
+            Kernel.Scheduler.Run();
+    }
+
+    private void RunPendingExits()
+    {
+        int[] exits;
+        lock (_pendingExits)
+        {
+            exits = [.. _pendingExits];
+            _pendingExits.Clear();
+        }
+        foreach (int id in exits)
+        {
+            ProcessOf(id).StartThread("exit", () => ExitProcess(id));
+            Kernel.Scheduler.Run();
+        }
+    }
+
+    private bool HasTranslations(int process)
+    {
+        foreach (var ((p, _), c) in _contexts)
+        {
+            if (p == process && c.Translations().Count > 0)
+                return true;
+        }
+        return false;
+    }
+
+    /// <summary>
+    /// The invariants checked at quiescence after every step: INV-1 (every device translation is justified by the CPU
+    /// page table: same frame, no more rights; atomic entries only on device-exclusive pages, INV-8), INV-4 (notifier
+    /// sequences even at quiescence and never going backwards), INV-5 (every invalidate start ended), INV-11 (no
+    /// translation of a freed frame), INV-15 (one notifier per open mirror; none after close), and no kernel WARN.
+    /// </summary>
+    public void CheckInvariants(List<string> violations)
+    {
+        ArgumentNullException.ThrowIfNull(violations);
+        if (Kernel.Warnings.Count > _warnings)
+        {
+            violations.Add($"kernel WARN: {Kernel.Warnings[_warnings]}");
+            _warnings = Kernel.Warnings.Count;
+        }
+        var mem = Kernel.Memory;
+        for (int id = 0; id < _processes.Count; id++)
+        {
+            if (_processes[id] is not { } process)
+                continue;
+            var mm = process.Mm;
+            if (mm.ActiveInvalidateRanges != 0)
+                violations.Add($"INV-5 (pairing): P{id}'s mm has {mm.ActiveInvalidateRanges} invalidation(s) started and never ended at quiescence");
+            if ((mm.NotifierSeq & 1) != 0)
+                violations.Add($"INV-4 (sequence): P{id}'s mm invalidate sequence 0x{mm.NotifierSeq:x} is odd at quiescence (an invalidation never ended)");
+            int open = _contexts.Keys.Count(k => k.Process == id);
+            if (mm.NotifierCount != open)
+                violations.Add($"INV-15 (unregister): P{id}'s mm has {mm.NotifierCount} interval notifier(s) but {open} open mirror(s)");
+            foreach (var ((p, d), ctx) in _contexts)
+            {
+                if (p != id)
+                    continue;
+                if (ctx.Notifier is { } n)
+                {
+                    if (_lastSeq.TryGetValue((p, d), out ulong last) && n.Seq < last)
+                        violations.Add($"INV-4 (sequence): P{p}.dev{d}'s notifier sequence went back from 0x{last:x} to 0x{n.Seq:x} (a reader's snapshot can match again)");
+                    _lastSeq[(p, d)] = n.Seq;
+                }
+                foreach (var t in ctx.Translations())
+                {
+                    Counters.Add(CoherenceCounters.TranslationsChecked);
+                    if (Unjustified(mm, t) is { } why)
+                        violations.Add($"INV-1 (translation ⊆ CPU mapping): P{p}.dev{d} {t.Source} maps 0x{t.Address:x} -> pfn 0x{t.Pfn:x}{(t.Writable ? " writable" : "")}{(t.Atomic ? " atomic" : "")}, but {why}");
+                    else if (mem.RefCount(t.Pfn) <= 0)
+                        violations.Add($"INV-11 (use after free): P{p}.dev{d} {t.Source} maps 0x{t.Address:x} -> pfn 0x{t.Pfn:x}, a free frame");
+                }
+            }
+        }
+    }
+
+    // Why the CPU page table does not justify a device translation, or null if it does.
+    private static string? Unjustified(Mm mm, DeviceTranslation t)
+    {
+        var pte = mm.GetPte(t.Address);
+        if (t.Atomic)
+            return pte.IsDeviceExclusive && pte.Pfn == t.Pfn ? null : $"the CPU entry is {Describe(pte)}, not device-exclusive for that frame (INV-8)";
+        if (pte.IsDeviceExclusive)
+            return pte.Pfn == t.Pfn ? null : $"the CPU entry is {Describe(pte)}";
+        if (pte.IsDevicePrivate)
+        {
+            if (pte.Pfn != t.Pfn)
+                return $"the CPU entry is {Describe(pte)}";
+            return t.Writable && !pte.IsWritableEntry ? $"the CPU's device-private entry is read-only" : null;
+        }
+        if (!pte.IsReadable || pte.Pfn != t.Pfn)
+            return $"the CPU entry is {Describe(pte)}";
+        return t.Writable && !pte.IsWritable ? "the CPU entry is read-only" : null;
+    }
+
+    private static string Describe(Pte pte) => pte switch
+    {
+        { IsNone: true } => "none",
+        { IsDevicePrivate: true } => $"device-private pfn 0x{pte.Pfn:x}",
+        { IsDeviceExclusive: true } => $"device-exclusive pfn 0x{pte.Pfn:x}",
+        { IsMigration: true } => $"a migration entry",
+        { IsReadable: true } => $"pfn 0x{pte.Pfn:x} {(pte.IsWritable ? "rw" : "ro")}",
+        _ => $"0x{pte.Raw:x}",
+    };
+
+    /// <summary>
+    /// Ends the run: every process exits (closing its mirrors), then checks that nothing leaked — no device page still
+    /// allocated, no RAM page in use. Returns what broke.
+    /// </summary>
+    public IReadOnlyList<string> TearDown()
+    {
+        if (_tornDown || Broken)
+            return [];
+        _tornDown = true;
+        var violations = new List<string>();
+        try
+        {
+            for (int id = _processes.Count - 1; id >= 0; id--)
+            {
+                if (_processes[id] is null)
+                    continue;
+                int pid = id;
+                ProcessOf(pid).StartThread("exit", () => ExitProcess(pid));
+                Kernel.Scheduler.Run();
+            }
+        }
+        catch (Exception e) when (e is KernelRuleViolationException or KernelBugException or SimulationDeadlockException or InvalidOperationException)
+        {
+            violations.Add($"rule: {e.GetType().Name} at teardown: {e.Message}");
+            return violations;
+        }
+        if (Kernel.Warnings.Count > _warnings)
+            violations.Add($"kernel WARN at teardown: {Kernel.Warnings[_warnings]}");
+        for (int d = 0; d < _devices.Length; d++)
+        {
+            if (_devices[d].AllocatedDevicePages != 0)
+                violations.Add($"INV-15 (release): device {d} still has {_devices[d].AllocatedDevicePages} page(s) allocated after every process exited");
+        }
+        var mem = Kernel.Memory;
+        if (mem.UsedPages != (ulong)mem.LruPages)
+            violations.Add($"INV-11 (frame lifecycle): {mem.UsedPages - (ulong)mem.LruPages} RAM page(s) still in use after every process exited");
+        return violations;
+    }
+
+    /// <inheritdoc />
+    public void Dispose() => Kernel.Dispose();
+}

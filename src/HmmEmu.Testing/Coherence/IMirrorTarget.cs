@@ -1,0 +1,97 @@
+using HmmEmu.Kernel;
+using HmmEmu.Kernel.Notifiers;
+
+namespace HmmEmu.Testing.Coherence;
+
+/// <summary>
+/// A driver under test that mirrors a process's address space the way the kernel's dmirror does: a device page
+/// table filled by <c>hmm_range_fault</c> and kept coherent by an interval notifier. The coherence suite drives it
+/// through this interface and checks its page table against the CPU's after every command. Implement it for your
+/// own driver to run the suite against it (see docs/coherence.md).
+/// </summary>
+public interface IMirrorTarget
+{
+    /// <summary>A short name for reports ("mirror", "my-driver").</summary>
+    string Name { get; }
+
+    /// <summary>What the driver supports beyond device reads and writes; commands it lacks are never generated.</summary>
+    MirrorCapabilities Capabilities { get; }
+
+    /// <summary>Creates device number <paramref name="unit"/> on a freshly booted <paramref name="kernel"/>. Runs on the host thread.</summary>
+    IMirrorTargetDevice CreateDevice(HostKernel kernel, int unit);
+}
+
+/// <summary>Optional operations of an <see cref="IMirrorTarget"/>.</summary>
+[Flags]
+public enum MirrorCapabilities
+{
+    /// <summary>Device reads and writes through the device page table only.</summary>
+    None = 0,
+
+    /// <summary>Migration to device memory and back (<see cref="IMirrorContext.MigrateToDevice"/>, <see cref="IMirrorContext.MigrateToSystem"/>).</summary>
+    Migrate = 1 << 0,
+
+    /// <summary>Device-exclusive access for device atomics (<see cref="IMirrorContext.Exclusive"/>).</summary>
+    Exclusive = 1 << 1,
+
+    /// <summary>Device atomics (<see cref="IMirrorContext.AtomicAdd"/>).</summary>
+    Atomics = 1 << 2,
+}
+
+/// <summary>One device of an <see cref="IMirrorTarget"/>.</summary>
+public interface IMirrorTargetDevice
+{
+    /// <summary>Opens the device from the calling process (a simulated process thread), like open(2) of /dev/hmm_dmirrorN. May sleep.</summary>
+    IMirrorContext Open();
+
+    /// <summary>Device-memory pages currently allocated (0 if the device has none), for leak checks at the end of a run.</summary>
+    int AllocatedDevicePages { get; }
+}
+
+/// <summary>
+/// One open device: the mirror of the opening process's address space. Every method but <see cref="Translations"/>
+/// runs on a thread of the opening process and may sleep.
+/// </summary>
+public interface IMirrorContext
+{
+    /// <summary>The notifier that keeps this mirror coherent (null once closed).</summary>
+    MmuIntervalNotifier? Notifier { get; }
+
+    /// <summary>Device read of <c>destination.Length / 4096</c> pages at <paramref name="addr"/> through the device page table, faulting as needed.</summary>
+    Errno Read(ulong addr, Span<byte> destination);
+
+    /// <summary>Device write of <c>source.Length / 4096</c> pages at <paramref name="addr"/> through the device page table, faulting as needed.</summary>
+    Errno Write(ulong addr, ReadOnlySpan<byte> source);
+
+    /// <summary>Migrates <paramref name="npages"/> pages at <paramref name="addr"/> to device memory and maps them on the device.</summary>
+    Errno MigrateToDevice(ulong addr, ulong npages);
+
+    /// <summary>Migrates <paramref name="npages"/> pages at <paramref name="addr"/> back to system memory.</summary>
+    Errno MigrateToSystem(ulong addr, ulong npages);
+
+    /// <summary>Takes device-exclusive access to <paramref name="npages"/> pages at <paramref name="addr"/> (for device atomics) and reads them into <paramref name="destination"/>.</summary>
+    Errno Exclusive(ulong addr, ulong npages, Span<byte> destination);
+
+    /// <summary>Device atomic: adds <paramref name="value"/> to the 64-bit word at <paramref name="addr"/> through a device-exclusive mapping; returns the old value.</summary>
+    Errno AtomicAdd(ulong addr, long value, out long previous);
+
+    /// <summary>close(2): removes the notifier and drops the device page table.</summary>
+    void Close();
+
+    /// <summary>
+    /// Everything the device can currently translate (its page table and any translation cache in front of it), as
+    /// the CPU would name the frames. Called on the host thread at quiescence, when no simulated thread runs.
+    /// </summary>
+    IReadOnlyList<DeviceTranslation> Translations();
+}
+
+/// <summary>
+/// A translation a device holds: virtual page <see cref="Address"/> of the mirrored process maps frame
+/// <see cref="Pfn"/> (a RAM pfn, or a device-private pfn as the CPU's device-private entry names it).
+/// </summary>
+/// <param name="Address">Page-aligned virtual address.</param>
+/// <param name="Pfn">The frame.</param>
+/// <param name="Writable">Whether the device may write through it.</param>
+/// <param name="Atomic">Whether it is a device-exclusive (atomic) mapping.</param>
+/// <param name="Source">Where the device holds it ("pt", "tlb").</param>
+public readonly record struct DeviceTranslation(ulong Address, ulong Pfn, bool Writable, bool Atomic, string Source);

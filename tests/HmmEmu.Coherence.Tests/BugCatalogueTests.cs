@@ -1,0 +1,60 @@
+using HmmEmu.Coherence.Tests.Bugs;
+using HmmEmu.Testing.Coherence;
+using Xunit.Abstractions;
+
+namespace HmmEmu.Coherence.Tests;
+
+/// <summary>Every catalogued bug is caught, and shrunk to a short counterexample; the correct mutant driver is not flagged.</summary>
+public sealed class BugCatalogueTests(ITestOutputHelper output)
+{
+    private const int MaxShrunkCommands = 15;
+
+    [Theory]
+    [MemberData(nameof(BugCatalogue.Caught), MemberType = typeof(BugCatalogue))]
+    public void Suite_CataloguedBug_IsCaughtAndShrunk(string name)
+    {
+        var bug = BugCatalogue.Get(name);
+
+        var report = CoherenceSuite.Check(bug.Config, cases: 300, maxCommands: 30, swarm: false, replay: (11, 13));
+
+        Assert.False(report.Passed, $"{name} survived {report.Cases} cases");
+        var f = report.Failure!;
+        // The kill-matrix row (docs/coherence.md): bug | caught by | cases to failure | shrunk length.
+        output.WriteLine($"| {name} | {string.Join(", ", f.Invariants)} | {report.Cases} | {f.Commands.Count} |");
+        output.WriteLine(f.ToString());
+        Assert.True(f.Commands.Count <= MaxShrunkCommands, $"{name}: the counterexample shrank only to {f.Commands.Count} commands");
+        Assert.NotEmpty(f.Invariants);
+    }
+
+    [Fact]
+    public void Catalogue_SixteenBugs_FourteenCaughtAndTheOthersSayWhy()
+    {
+        Assert.Equal(16, BugCatalogue.All.Count);
+        Assert.Equal(14, BugCatalogue.All.Count(e => e.NotCaughtYet is null));
+        Assert.All(BugCatalogue.All.Where(e => e.NotCaughtYet is not null), e => Assert.StartsWith("kernel:", e.Name, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Suite_MutantMirrorWithoutBug_KeepsEveryInvariant()
+    {
+        var report = CoherenceSuite.Check(
+            new CoherenceConfig { Target = new MutantMirrorTarget(MirrorBug.None), Companion = new MirrorTarget() },
+            MirrorCoherenceTests.Cases(60), maxCommands: 30, swarm: false, replay: (11, 13));
+        output.WriteLine(report.ToString());
+
+        report.ThrowIfFailed();
+    }
+
+    [Fact]
+    public void Replay_ShrunkCounterexample_FailsAgainWithTheSameRule()
+    {
+        var bug = BugCatalogue.Get("driver:SkipReadRetry");
+        var report = CoherenceSuite.Check(bug.Config, cases: 300, maxCommands: 30, swarm: false, replay: (11, 13));
+        var f = report.Failure!;
+
+        var replay = CoherenceSuite.Replay(f.Config, f.Commands);
+
+        Assert.NotEmpty(replay.Problems);
+        Assert.Contains(f.Invariants[0], string.Join(" ", replay.Problems), StringComparison.Ordinal);
+    }
+}
