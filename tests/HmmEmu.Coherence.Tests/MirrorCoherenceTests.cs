@@ -1,3 +1,5 @@
+using FsCheck;
+using FsCheck.Xunit;
 using HmmEmu.Testing.Coherence;
 using Xunit.Abstractions;
 
@@ -30,6 +32,12 @@ public sealed class MirrorCoherenceTests(ITestOutputHelper output)
 
         report.ThrowIfFailed();
     }
+
+    // The same machine as an FsCheck [Property], the way a driver author's test project can use it (fixed Replay
+    // seed so CI is deterministic).
+    [Property(MaxTest = 20, Replay = "5,7")]
+    public Property Mirror_AsFsCheckProperty_KeepsEveryInvariant() =>
+        CoherenceSuite.Property(new CoherenceConfig { Target = new MirrorTarget() }, maxCommands: 30, swarm: true);
 
     [Fact]
     public void Mirror_Run_ExercisesThePreconditionsOfTheInvariants()
