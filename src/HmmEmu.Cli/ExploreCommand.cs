@@ -83,7 +83,8 @@ internal static class ExploreCommand
             }
         }
         var config = new CoherenceConfig { Target = new MirrorTarget(), Devices = devices, Mutants = mutants };
-        Console.WriteLine($"exploring {config} with {(replay is null ? $"{cases} case(s) of up to {steps} commands, shard {shard}/{shards}" : $"the replayed run of up to {cases} case(s)")}");
+        Console.WriteLine($"exploring target={config.Target.Name} devices={devices}{(mutants == KernelMutant.None ? "" : $" kernel-mutants={mutants}")}{(swarm ? " swarm" : "")} with " +
+            (replay is null ? $"{cases} case(s) of up to {steps} commands (case i: FsCheck seed {seed}+i), shard {shard}/{shards}" : $"the replayed run of up to {cases} case(s)"));
         var total = new CoherenceCounters();
         int run = 0;
         CoherenceFailure? failure = null;
