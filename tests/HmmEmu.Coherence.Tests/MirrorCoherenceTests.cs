@@ -54,4 +54,28 @@ public sealed class MirrorCoherenceTests(ITestOutputHelper output)
         Assert.True(c[CoherenceCounters.ForkWithDeviceMappings] > 0, "no fork with device mappings present");
         Assert.True(c[CoherenceCounters.TranslationsChecked] > 0, "no device translation was checked");
     }
+
+    [Theory]
+    [InlineData(0, "Devices is 0")]
+    [InlineData(5, "Devices is 5")]
+    public void Check_BadDeviceCount_ThrowsNamingTheSetting(int devices, string expected)
+    {
+        var e = Assert.Throws<ArgumentException>(() => CoherenceSuite.Check(new CoherenceConfig { Target = new MirrorTarget(), Devices = devices }, 1));
+
+        Assert.Contains(expected, e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Check_KindsWithoutMmap_ThrowsNamingTheFix()
+    {
+        var config = new CoherenceConfig { Target = new MirrorTarget(), Kinds = CommandKinds.DeviceRead };
+
+        var e = Assert.Throws<ArgumentException>(() => CoherenceSuite.Check(config, 1));
+
+        Assert.Contains("Add CommandKinds.Mmap", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Check_ZeroCases_Throws() =>
+        Assert.Throws<ArgumentOutOfRangeException>(() => CoherenceSuite.Check(new CoherenceConfig { Target = new MirrorTarget() }, 0));
 }

@@ -101,6 +101,23 @@ public sealed record CoherenceConfig
     /// <summary>Test-only kernel bugs switched on (the bug catalogue); None for a real run.</summary>
     public KernelMutant Mutants { get; init; }
 
+    /// <summary>Most devices of the target on one machine.</summary>
+    public const int MaxDevices = 4;
+
+    /// <summary>
+    /// Throws <see cref="ArgumentException"/> naming the bad setting and the fix if this configuration cannot run:
+    /// no target, a device count outside 1..<see cref="MaxDevices"/>, or no command kind that maps memory.
+    /// </summary>
+    public void Validate()
+    {
+        if (Target is null)
+            throw new ArgumentException("CoherenceConfig.Target is null: set it to the driver under test (for example new MirrorTarget()).");
+        if (Devices is < 1 or > MaxDevices)
+            throw new ArgumentException($"CoherenceConfig.Devices is {Devices}: the machine holds 1 to {MaxDevices} devices of the target.");
+        if ((Kinds & CommandKinds.Mmap) == 0)
+            throw new ArgumentException($"CoherenceConfig.Kinds ({Kinds}) leaves out Mmap: without it nothing is ever mapped and no command can act. Add CommandKinds.Mmap.");
+    }
+
     /// <summary>The kinds the target can run: those it lacks the capability for are removed.</summary>
     public CommandKinds EffectiveKinds
     {

@@ -23,6 +23,8 @@ public sealed class CoherenceMachine : Machine<CoherenceSystem, ShapeModel>
         : base(maxCommands)
     {
         ArgumentNullException.ThrowIfNull(config);
+        config.Validate();
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxCommands);
         _config = config;
         _swarm = swarm;
     }

@@ -24,6 +24,7 @@ public static class CoherenceSuite
     public static CoherenceReport Check(CoherenceConfig config, int cases = 100, int maxCommands = 40, bool swarm = true, (ulong Seed, ulong Gamma)? replay = null)
     {
         ArgumentNullException.ThrowIfNull(config);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(cases);
         var machine = new CoherenceMachine(config, maxCommands, swarm);
         var runner = new CapturingRunner();
         var fsConfig = Config.Quick.WithMaxTest(cases).WithRunner(runner).WithQuietOnSuccess(true);

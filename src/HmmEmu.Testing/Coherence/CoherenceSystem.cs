@@ -23,6 +23,7 @@ public sealed class CoherenceSystem : IDisposable
     public CoherenceSystem(CoherenceConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
+        config.Validate();
         Config = config;
         var options = KernelOptions.For(config.Seed) with { Mutants = config.Mutants };
         Kernel = new HostKernel(options);
