@@ -16,14 +16,15 @@ internal static class ExploreCommand
     private const ulong Gamma = 0x9E37_79B9_7F4A_7C15UL;
 
     internal const string Usage = """
-        usage: hmmemu explore [--seed S] [--cases N] [--steps N] [--devices mirror[,mirror]] [--swarm]
+        usage: hmmemu explore [--seed S] [--cases N] [--steps N] [--devices D[,D..]] [--swarm]
                               [--bug KERNEL-MUTANT[,..]] [--shard K/N] [--replay SEED,GAMMA] [--json FILE]
                hmmemu explore merge FILE...
-          Model-based random testing of the mirror driver against the kernel: CPU, mirror and concurrent commands,
+          Model-based random testing of our drivers against the kernel: CPU, device and concurrent commands,
           invariants checked after every step, shrinking to a minimal failing sequence. Exits 1 on a failure.
+          --devices lists the machine's devices (default mirror): mirror, gpu. The leading run of one kind is
+          the driver under test, the rest are companions on the same machine (mirror,mirror or gpu,mirror).
           --bug switches on kernel mutants (the catalogue's kernel bugs): NarrowNotifierSeq, OomReapIgnoresRefusal,
           MadviseSkipsInvalidateEnd, ForkSkipsInvalidation, MprotectSkipsInvalidation, RemoveSkipsCallbackWait.
-          Only the mirror device is explorable so far (the GPU and NIC configurations are not built yet).
         """;
 
     public static int Run(string[] args)
@@ -31,7 +32,8 @@ internal static class ExploreCommand
         if (args.Length > 1 && args[1] == "merge")
             return Merge(args[2..]);
         ulong seed = 1;
-        int cases = 100, steps = 40, devices = 1, shard = 0, shards = 1;
+        int cases = 100, steps = 40, shard = 0, shards = 1;
+        string devices = "mirror";
         bool swarm = false;
         var mutants = KernelMutant.None;
         (ulong, ulong)? replay = null;
@@ -48,10 +50,7 @@ internal static class ExploreCommand
                 case "--steps" when int.TryParse(Value(), NumberStyles.Integer, CultureInfo.InvariantCulture, out steps) && steps > 0:
                     break;
                 case "--devices":
-                    var kinds = (Value() ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries);
-                    if (kinds.Length is 0 or > 2 || kinds.Any(k => k != "mirror"))
-                        return Fail("--devices takes 'mirror' or 'mirror,mirror' (the GPU and NIC are not explorable yet).");
-                    devices = kinds.Length;
+                    devices = Value() ?? "";
                     break;
                 case "--swarm":
                     swarm = true;
@@ -82,7 +81,15 @@ internal static class ExploreCommand
                     return Fail($"bad or incomplete option '{args[i]}'.");
             }
         }
-        var config = new CoherenceConfig { Target = new MirrorTarget(), Devices = devices, Mutants = mutants };
+        CoherenceConfig config;
+        try
+        {
+            config = CoherenceTargets.Parse(devices) with { Mutants = mutants };
+        }
+        catch (ArgumentException e)
+        {
+            return Fail($"--devices: {e.Message}");
+        }
         Console.WriteLine($"exploring target={config.Target.Name} devices={devices}{(mutants == KernelMutant.None ? "" : $" kernel-mutants={mutants}")}{(swarm ? " swarm" : "")} with " +
             (replay is null ? $"{cases} case(s) of up to {steps} commands (case i: FsCheck seed {seed}+i), shard {shard}/{shards}" : $"the replayed run of up to {cases} case(s)"));
         var total = new CoherenceCounters();

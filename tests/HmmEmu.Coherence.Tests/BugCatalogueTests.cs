@@ -38,7 +38,7 @@ public sealed class BugCatalogueTests(ITestOutputHelper output)
     public void Suite_MutantMirrorWithoutBug_KeepsEveryInvariant()
     {
         var report = CoherenceSuite.Check(
-            new CoherenceConfig { Target = new MutantMirrorTarget(MirrorBug.None), Companion = new MirrorTarget() },
+            new CoherenceConfig { Target = new MutantMirrorTarget(MirrorBug.None), Companions = [new MirrorTarget()] },
             MirrorCoherenceTests.Cases(60), maxCommands: 30, swarm: false, replay: (11, 13));
         output.WriteLine(report.ToString());
 

@@ -52,6 +52,39 @@ public sealed partial class GpuContext
         }
     }
 
+    /// <summary>
+    /// The nap before resolving a fault on <paramref name="page"/>: 0 for a fault on a new page, and a doubling multiple
+    /// of <paramref name="baseNs"/> from the second repeat in a row of a fault on the same page (see
+    /// <see cref="GpuDriverOptions.ThrashThrottleNs"/>). Fault work queue only.
+    /// </summary>
+    internal ulong ThrottleFor(ulong page, ulong baseNs)
+    {
+        if (page != _lastFaultPage)
+        {
+            _lastFaultPage = page;
+            _repeatFaults = 0;
+            return 0;
+        }
+        _repeatFaults++;
+        return _repeatFaults < 2 ? 0 : baseNs << Math.Min(_repeatFaults - 2, 8);
+    }
+
+    /// <summary>
+    /// Whether faults of this context may still migrate the window of <paramref name="address"/>: false once they have
+    /// moved it <paramref name="limit"/> times (it thrashes; see <see cref="GpuDriverOptions.ThrashMigrations"/>).
+    /// Fault work queue only.
+    /// </summary>
+    internal bool MayMigrateWindow(ulong address, ulong windowBytes, int limit) =>
+        limit <= 0 || !_windowMigrations.TryGetValue(address / windowBytes, out int n) || n < limit;
+
+    /// <summary>Counts a fault-driven migration of the window of <paramref name="address"/> that moved pages. Fault work queue only.</summary>
+    internal void CountWindowMigration(ulong address, ulong windowBytes)
+    {
+        ulong key = address / windowBytes;
+        _windowMigrations.TryGetValue(key, out int n);
+        _windowMigrations[key] = n + 1;
+    }
+
     /// <summary>Counts a fault on the window of <paramref name="address"/>; true when it reached the migrate-on-fault threshold (the count restarts). Fault work queue only.</summary>
     internal bool CountWindowFault(ulong address, ulong windowBytes, int threshold)
     {
@@ -246,6 +279,30 @@ public sealed partial class GpuContext
     {
         using (_ptLock.Scoped())
             return (_pt.GetLeaf(va).Permissions & PtePermissions.Atomic) != 0;
+    }
+
+    /// <summary>
+    /// Whether [<paramref name="start"/>, <paramref name="end"/>) holds a page a migration to VRAM could move: one in
+    /// system memory, or one not populated yet (its first touch would land there). A snapshot through range_fault
+    /// without faulting; on any error it says yes and lets the migration find out. Caller holds the migration lock and
+    /// a reference on the mm. May sleep.
+    /// </summary>
+    internal bool HasPagesOutsideVram(ulong start, ulong end)
+    {
+        var range = new HmmRange(_notifier, start, end) { DevPrivateOwner = _device, DefaultFlags = 0 };
+        range.NotifierSeq = _notifier.ReadBegin();
+        Errno err;
+        using (_mm.MmapReadLock())
+            err = Hmm.RangeFault(range);
+        if (err != Errno.Ok)
+            return true;
+        var vram = _device.Vram;
+        foreach (ulong e in range.HmmPfns)
+        {
+            if ((e & HmmPfn.Valid) == 0 || !vram.Owns(HmmPfn.ToPfn(e)))
+                return true;
+        }
+        return false;
     }
 
     private bool HasReadOnlyVramPage(HmmRange range)

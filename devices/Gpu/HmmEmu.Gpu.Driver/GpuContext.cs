@@ -55,6 +55,9 @@ public sealed partial class GpuContext : IMmuIntervalNotifierOps
     private long _aheadWindows;
     private ulong _lastFaultWindow = ulong.MaxValue - 1;   // fault work queue only
     private readonly Dictionary<ulong, int> _windowFaults = [];   // migrate-on-fault counters; fault work queue only
+    private ulong _lastFaultPage = ulong.MaxValue;        // thrashing throttle; fault work queue only
+    private int _repeatFaults;                           // fault work queue only
+    private readonly Dictionary<ulong, int> _windowMigrations = [];   // fault-driven migrations per window (thrashing); fault work queue only
 
     // The placeholder for an id being set up.
     private GpuContext()
@@ -95,6 +98,9 @@ public sealed partial class GpuContext : IMmuIntervalNotifierOps
 
     /// <summary>The device.</summary>
     public GpuDevice Device => _device;
+
+    /// <summary>The interval notifier that keeps this context coherent with the process (for coherence checkers).</summary>
+    public MmuIntervalNotifier Notifier => _notifier;
 
     /// <summary>Whether the context has been closed (by <see cref="Close"/>, process exit or device removal).</summary>
     public bool IsClosed => Volatile.Read(ref _closed) != 0;

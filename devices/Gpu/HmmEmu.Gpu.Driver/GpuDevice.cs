@@ -3,6 +3,7 @@ using HmmEmu.Kernel;
 using HmmEmu.Kernel.Bus;
 using HmmEmu.Kernel.Locking;
 using HmmEmu.Kernel.Memory;
+using HmmEmu.Kernel.Migration;
 using static HmmEmu.Gpu.GpuRegisters;
 
 namespace HmmEmu.Gpu.Driver;
@@ -96,6 +97,9 @@ public sealed class GpuDevice
 
     /// <summary>Pages of VRAM (0 before probe).</summary>
     public int VramPages => _vram?.Pages ?? 0;
+
+    /// <summary>The VRAM as the kernel knows it (its device-private pfns), or null before probe and after removal; for coherence checkers.</summary>
+    public DevicePagemap? VramPagemap => _vram?.Pagemap;
 
     /// <summary>Free VRAM pages now.</summary>
     public int FreeVramPages => _vram?.FreePages ?? 0;

@@ -34,6 +34,25 @@ public sealed record GpuDriverOptions
     public int MigrateAfterFaults { get; init; } = 1;
 
     /// <summary>
+    /// Thrashing mitigation: once faults of one context have migrated a window to VRAM this many times, that context
+    /// stops migrating the window on faults and maps it where it lies. Each new migration means the pages were taken
+    /// back in between (by the CPU or another device), and moving them again would only ping-pong: two devices, or a
+    /// device and the CPU, touching the same pages would each steal them before the other's access completes (UVM pins
+    /// thrashing pages in place for the same reason). 0 never stops migrating.
+    /// </summary>
+    public int ThrashMigrations { get; init; } = 4;
+
+    /// <summary>
+    /// Thrashing throttle, in virtual nanoseconds: when one context faults again on the page it faulted on last (its
+    /// mapping was taken away again before the replayed access could use it — by the CPU, another device, or a
+    /// device-exclusive grab for an atomic), the fault handler naps before resolving it, doubling the nap on every further
+    /// repeat (up to 256 times this), so that whoever took the page finishes its access. Without it two agents fighting
+    /// over one page (an atomic on one GPU and a read on another) steal it from each other forever. UVM throttles a
+    /// thrashing processor the same way. 0 turns it off.
+    /// </summary>
+    public ulong ThrashThrottleNs { get; init; } = 10_000;
+
+    /// <summary>
     /// Fault-ahead: when a context's faults walk through memory window after window, the fault handler maps this many
     /// following windows (inside the same VMA) right after the replay, while the device works on the current one.
     /// 0 turns it off.

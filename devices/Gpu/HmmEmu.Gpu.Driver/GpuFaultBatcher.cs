@@ -113,9 +113,13 @@ internal sealed class GpuFaultBatcher(GpuDevice device)
                 ulong end = Math.Min(next + window, ctx.VmaEndOf(next - 1));
                 if (next >= end || ctx.VmaStartOf(next) > next - 1 || ctx.IsClosed)
                     return;
-                if (options.MigrateAfterFaults == 1
+                if (options.MigrateAfterFaults == 1 && ctx.MayMigrateWindow(next, window, options.ThrashMigrations)
                     && device.Migrator.ToVramLocked(ctx, next, end, out long moved) == Errno.Ok)
+                {
                     ctx.CountMigrated(moved, 0);
+                    if (moved > 0)
+                        ctx.CountWindowMigration(next, window);
+                }
                 if (ctx.ResolveFault(next, end, access == GpuFaultAccess.Atomic ? GpuFaultAccess.Write : access, window) != Errno.Ok)
                     return;
                 ctx.CountAhead();
@@ -128,6 +132,12 @@ internal sealed class GpuFaultBatcher(GpuDevice device)
     {
         var options = device.Options;
         ulong window = (ulong)Math.Max(1, options.FaultWindowPages) << PageShift;
+        ulong nap = ctx.ThrottleFor(start >> PageShift, options.ThrashThrottleNs);
+        if (nap != 0)
+        {
+            device.Kernel.MightSleep("GPU fault throttle");
+            device.Kernel.Scheduler.Sleep(nap);
+        }
         using (device.Migrator.Lock())
         {
             // Already resolved since the device recorded the fault (fault-ahead got there first, or a duplicate of
@@ -135,11 +145,15 @@ internal sealed class GpuFaultBatcher(GpuDevice device)
             // and rebuild a window the device is about to use.
             if (ctx.IsMapped(start, end, access))
                 return Errno.Ok;
-            if (ctx.CountWindowFault(start, window, options.MigrateAfterFaults))
+            if (ctx.CountWindowFault(start, window, options.MigrateAfterFaults) && ctx.MayMigrateWindow(start, window, options.ThrashMigrations))
             {
                 ulong lo = start / window * window;
                 if (device.Migrator.ToVramLocked(ctx, Math.Max(lo, ctx.VmaStartOf(start)), Math.Min(lo + window, ctx.VmaEndOf(start)), out long moved) == Errno.Ok)
+                {
                     ctx.CountMigrated(moved, 0);
+                    if (moved > 0)
+                        ctx.CountWindowMigration(start, window);
+                }
             }
             return ctx.ResolveFault(start, end, access, window);
         }

@@ -94,6 +94,13 @@ internal sealed class GpuMigrator
                         return Errno.EFAULT;
                     chunkEnd = Math.Min(chunkEnd, vma.End);
                 }
+                if (!ctx.HasPagesOutsideVram(addr, chunkEnd))
+                {
+                    // Already all ours: migrate_vma_setup would move nothing, yet invalidate every other mirror of
+                    // the range (another context of this process would fault back, migrate, and zap ours: a livelock).
+                    addr = chunkEnd;
+                    continue;
+                }
                 int pages = (int)((chunkEnd - addr) / PageSize);
                 while (_device.Vram.FreePages < pages && EvictOneLocked())
                 {

@@ -93,6 +93,17 @@ public sealed class DeviceMmu : ITranslator
         return _walker.Walk(root, address, access);
     }
 
+    /// <summary>
+    /// What the tables say about <paramref name="address"/> of <paramref name="asid"/>, bypassing the TLB, charging no
+    /// time and counting nothing (<see cref="PageTableWalker.Peek"/>): for debuggers and coherence checkers. Never yields.
+    /// </summary>
+    public WalkResult Inspect(ushort asid, ulong address)
+    {
+        if (!_roots.TryGet(asid, out var root))
+            return new WalkResult(TranslationStatus.OutOfRange, 0, DevicePte.Invalid, Aperture.System, 0, 0, default);
+        return _walker.Peek(root, address);
+    }
+
     private TranslationResult Miss(ushort asid, ulong vpn, ulong address, Access access, ulong need)
     {
         if (!_roots.TryGet(asid, out var root))

@@ -158,6 +158,24 @@ public sealed class DeviceTlb
             return FindWay(SetOfVpn(vpn), Tag(asid, vpn)) >= 0;
     }
 
+    /// <summary>
+    /// Every cached translation, in set and way order: what a debugger or a coherence checker compares against the page
+    /// tables. Counts no lookup. Takes the TLB's lock; never sleeps.
+    /// </summary>
+    public IReadOnlyList<TlbEntry> Snapshot()
+    {
+        var entries = new List<TlbEntry>();
+        lock (_lock)
+        {
+            foreach (ref readonly var e in _entries.AsSpan())
+            {
+                if (e.Tag != 0)
+                    entries.Add(new TlbEntry((ushort)(e.Tag & AsidMask), ((e.Tag >> AsidBits) & VpnMask) << DevicePageTable.PageShift, new DevicePte(e.Pte)));
+            }
+        }
+        return entries;
+    }
+
     /// <summary>The set page <paramref name="address"/> maps to (for tests and for reasoning about conflicts).</summary>
     public int SetOf(ulong address) => SetOfVpn(address >> DevicePageTable.PageShift);
 

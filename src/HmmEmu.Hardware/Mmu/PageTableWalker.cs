@@ -67,6 +67,12 @@ public sealed class PageTableWalker
     public WalkResult Walk(DevicePte root, ulong address, Access access) => Walk(root, address, access, out _);
 
     /// <summary>
+    /// Walks as <see cref="Walk(DevicePte, ulong, Access)"/> does, for a read, but charges no time and counts nothing:
+    /// for debuggers and checkers looking at the tables from outside the simulation. Never sleeps or yields.
+    /// </summary>
+    public WalkResult Peek(DevicePte root, ulong address) => WalkCore(root, address, Rights.Required(Access.Read), out _);
+
+    /// <summary>
     /// <see cref="Walk(DevicePte, ulong, Access)"/>, also returning the level-1 table the walk reached (not valid when it
     /// stopped above level 1), for the page-walk cache. May yield.
     /// </summary>

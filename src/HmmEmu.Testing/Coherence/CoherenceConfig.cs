@@ -83,17 +83,20 @@ public sealed record CoherenceConfig
     public int Devices { get; init; } = 1;
 
     /// <summary>
-    /// An optional second driver with one device on the same machine (after the target's devices), whose
-    /// migrations and invalidations the target must respect: our mirror is the usual companion.
+    /// Other drivers on the same machine, one device each (after the target's devices), whose migrations and
+    /// invalidations the target must respect and which must respect the target's: our mirror is the usual companion.
     /// </summary>
-    public IMirrorTarget? Companion { get; init; }
+    public IReadOnlyList<IMirrorTarget> Companions { get; init; } = [];
 
-    /// <summary>Devices on the machine: the target's, plus the companion's.</summary>
-    public int TotalDevices => Devices + (Companion is null ? 0 : 1);
+    /// <summary>Devices on the machine: the target's, plus one per companion.</summary>
+    public int TotalDevices => Devices + Companions.Count;
 
-    /// <summary>What device <paramref name="device"/> supports (the companion is the last device).</summary>
+    /// <summary>The driver behind device <paramref name="device"/> (the target's come first, then the companions).</summary>
+    public IMirrorTarget TargetOf(int device) => device < Devices ? Target : Companions[device - Devices];
+
+    /// <summary>What device <paramref name="device"/> supports.</summary>
     public MirrorCapabilities CapabilitiesOf(int device) =>
-        device < Devices ? Target.Capabilities : Companion?.Capabilities ?? MirrorCapabilities.None;
+        device < TotalDevices ? TargetOf(device).Capabilities : MirrorCapabilities.None;
 
     /// <summary>The command kinds the generator may use.</summary>
     public CommandKinds Kinds { get; init; } = CommandKinds.All;
@@ -114,6 +117,10 @@ public sealed record CoherenceConfig
             throw new ArgumentException("CoherenceConfig.Target is null: set it to the driver under test (for example new MirrorTarget()).");
         if (Devices is < 1 or > MaxDevices)
             throw new ArgumentException($"CoherenceConfig.Devices is {Devices}: the machine holds 1 to {MaxDevices} devices of the target.");
+        if (Companions is null || Companions.Any(c => c is null))
+            throw new ArgumentException("CoherenceConfig.Companions is null or holds null: list the other drivers on the machine, or leave it empty.");
+        if (TotalDevices > MaxDevices)
+            throw new ArgumentException($"CoherenceConfig has {TotalDevices} devices ({Devices} of the target, {Companions.Count} companion(s)): the machine holds at most {MaxDevices}.");
         if ((Kinds & CommandKinds.Mmap) == 0)
             throw new ArgumentException($"CoherenceConfig.Kinds ({Kinds}) leaves out Mmap: without it nothing is ever mapped and no command can act. Add CommandKinds.Mmap.");
     }
@@ -124,7 +131,7 @@ public sealed record CoherenceConfig
         get
         {
             var k = Kinds;
-            var caps = Target.Capabilities | (Companion?.Capabilities ?? MirrorCapabilities.None);
+            var caps = Companions.Aggregate(Target.Capabilities, (c, t) => c | t.Capabilities);
             if ((caps & MirrorCapabilities.Migrate) == 0)
                 k &= ~(CommandKinds.MigrateToDevice | CommandKinds.MigrateToSystem);
             if ((caps & MirrorCapabilities.Exclusive) == 0)
@@ -137,6 +144,6 @@ public sealed record CoherenceConfig
 
     /// <inheritdoc />
     public override string ToString() =>
-        $"target={Target.Name} seed={Seed} devices={Devices}{(Companion is null ? "" : $"+{Companion.Name}")} kinds={(Kinds == CommandKinds.All ? "all" : Kinds.ToString())}" +
+        $"target={Target.Name} seed={Seed} devices={Devices}{string.Concat(Companions.Select(c => "+" + c.Name))} kinds={(Kinds == CommandKinds.All ? "all" : Kinds.ToString())}" +
         (Mutants == KernelMutant.None ? "" : $" kernel-mutants={Mutants}");
 }

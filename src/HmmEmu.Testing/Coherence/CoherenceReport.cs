@@ -52,10 +52,10 @@ public sealed record CoherenceFailure(CoherenceConfig Config, IReadOnlyList<Cohe
         sb.AppendLine("broken:");
         foreach (var p in Problems)
             sb.Append("  ").AppendLine(p);
-        if (Config.Target is MirrorTarget && Config.Companion is null)
+        if (CoherenceTargets.DeviceList(Config) is { } devices)
         {
             sb.Append("replay: dotnet run --project src/HmmEmu.Cli -- explore --devices ")
-              .Append(string.Join(",", Enumerable.Repeat("mirror", Config.Devices))).Append(" --steps ").Append(MaxCommands).Append(Swarm ? " --swarm" : "")
+              .Append(devices).Append(" --steps ").Append(MaxCommands).Append(Swarm ? " --swarm" : "")
               .Append(" --replay ").Append(Replay.Seed).Append(',').Append(Replay.Gamma);
             if (Config.Mutants != Kernel.KernelMutant.None)
                 sb.Append(" --bug ").Append(Config.Mutants.ToString().Replace(" ", "", StringComparison.Ordinal));

@@ -1,4 +1,5 @@
 using HmmEmu.Kernel;
+using HmmEmu.Kernel.Notifiers;
 using HmmEmu.Kernel.Vm;
 using HmmEmu.Simulation;
 
@@ -14,7 +15,7 @@ public sealed class CoherenceSystem : IDisposable
     private readonly List<Process?> _processes = [];
     private readonly IMirrorTargetDevice[] _devices;
     private readonly SortedDictionary<(int Process, int Device), IMirrorContext> _contexts = [];
-    private readonly SortedDictionary<(int Process, int Device), ulong> _lastSeq = [];
+    private readonly Dictionary<MmuIntervalNotifier, ulong> _lastSeq = new(ReferenceEqualityComparer.Instance);   // lookups only
     private readonly List<int> _pendingExits = [];
     private int _warnings;
     private bool _tornDown;
@@ -29,10 +30,8 @@ public sealed class CoherenceSystem : IDisposable
         Kernel = new HostKernel(options);
         Kernel.Trace.AddListener(Counters);
         _devices = new IMirrorTargetDevice[config.TotalDevices];
-        for (int u = 0; u < config.Devices; u++)
-            _devices[u] = config.Target.CreateDevice(Kernel, u);
-        if (config.Companion is { } companion)
-            _devices[config.Devices] = companion.CreateDevice(Kernel, config.Devices);
+        for (int u = 0; u < config.TotalDevices; u++)
+            _devices[u] = config.TargetOf(u).CreateDevice(Kernel, u);
         _processes.Add(Kernel.CreateProcess("P0"));
         Memory.AddProcess();
     }
@@ -95,7 +94,10 @@ public sealed class CoherenceSystem : IDisposable
         lock (_contexts)
         {
             if (_contexts.Remove((process, device), out c))
-                _lastSeq.Remove((process, device));
+            {
+                foreach (var n in c.Notifiers)
+                    _lastSeq.Remove(n);
+            }
         }
         c?.Close();
     }
@@ -300,18 +302,18 @@ public sealed class CoherenceSystem : IDisposable
                 violations.Add($"INV-5 (pairing): P{id}'s mm has {mm.ActiveInvalidateRanges} invalidation(s) started and never ended at quiescence");
             if ((mm.NotifierSeq & 1) != 0)
                 violations.Add($"INV-4 (sequence): P{id}'s mm invalidate sequence 0x{mm.NotifierSeq:x} is odd at quiescence (an invalidation never ended)");
-            int open = _contexts.Keys.Count(k => k.Process == id);
+            int open = _contexts.Where(k => k.Key.Process == id).Sum(k => k.Value.Notifiers.Count);
             if (mm.NotifierCount != open)
-                violations.Add($"INV-15 (unregister): P{id}'s mm has {mm.NotifierCount} interval notifier(s) but {open} open mirror(s)");
+                violations.Add($"INV-15 (unregister): P{id}'s mm has {mm.NotifierCount} interval notifier(s) but its open devices hold {open}");
             foreach (var ((p, d), ctx) in _contexts)
             {
                 if (p != id)
                     continue;
-                if (ctx.Notifier is { } n)
+                foreach (var n in ctx.Notifiers)
                 {
-                    if (_lastSeq.TryGetValue((p, d), out ulong last) && n.Seq < last)
+                    if (_lastSeq.TryGetValue(n, out ulong last) && n.Seq < last)
                         violations.Add($"INV-4 (sequence): P{p}.dev{d}'s notifier sequence went back from 0x{last:x} to 0x{n.Seq:x} (a reader's snapshot can match again)");
-                    _lastSeq[(p, d)] = n.Seq;
+                    _lastSeq[n] = n.Seq;
                 }
                 foreach (var t in ctx.Translations())
                 {
@@ -330,7 +332,12 @@ public sealed class CoherenceSystem : IDisposable
     {
         var pte = mm.GetPte(t.Address);
         if (t.Atomic)
-            return pte.IsDeviceExclusive && pte.Pfn == t.Pfn ? null : $"the CPU entry is {Describe(pte)}, not device-exclusive for that frame (INV-8)";
+        {
+            // Exclusive by construction: the device's own memory (the CPU must fault to reach it), or a RAM page the
+            // CPU entry hands to the device (make_device_exclusive).
+            bool exclusive = (pte.IsDeviceExclusive || pte.IsDevicePrivate) && pte.Pfn == t.Pfn;
+            return exclusive ? null : $"the CPU entry is {Describe(pte)}, not device-exclusive or device-private for that frame (INV-8)";
+        }
         if (pte.IsDeviceExclusive)
             return pte.Pfn == t.Pfn ? null : $"the CPU entry is {Describe(pte)}";
         if (pte.IsDevicePrivate)
@@ -380,6 +387,20 @@ public sealed class CoherenceSystem : IDisposable
             violations.Add($"rule: {e.GetType().Name} at teardown: {e.Message}");
             return violations;
         }
+        try
+        {
+            // Unbind every device (the last first), so that what their drivers allocated comes back before the leak check.
+            Kernel.Run(() =>
+            {
+                for (int d = _devices.Length - 1; d >= 0; d--)
+                    _devices[d].Remove();
+            });
+        }
+        catch (Exception e) when (e is KernelRuleViolationException or KernelBugException or SimulationDeadlockException or InvalidOperationException)
+        {
+            violations.Add($"rule: {e.GetType().Name} at device removal: {e.Message}");
+            return violations;
+        }
         if (Kernel.Warnings.Count > _warnings)
             violations.Add($"kernel WARN at teardown: {Kernel.Warnings[_warnings]}");
         for (int d = 0; d < _devices.Length; d++)
@@ -394,5 +415,10 @@ public sealed class CoherenceSystem : IDisposable
     }
 
     /// <inheritdoc />
-    public void Dispose() => Kernel.Dispose();
+    public void Dispose()
+    {
+        foreach (var d in _devices)
+            (d as IDisposable)?.Dispose();
+        Kernel.Dispose();
+    }
 }

@@ -5,8 +5,8 @@ namespace HmmEmu.Testing.Coherence;
 /// <summary>What a command observed when it ran: its result code and the tracked words it read (page-major).</summary>
 /// <param name="Err">The result code (Ok, or the errno the kernel or driver returned; EFAULT for a CPU SIGSEGV).</param>
 /// <param name="Words">The tracked words read, or null if the command reads nothing.</param>
-/// <param name="Previous">The old value an atomic returned.</param>
-public sealed record CommandOutcome(Errno Err, ulong[]? Words = null, long Previous = 0)
+/// <param name="Previous">The old value an atomic returned (null when the device does not return it).</param>
+public sealed record CommandOutcome(Errno Err, ulong[]? Words = null, long? Previous = null)
 {
     /// <summary>Success without data.</summary>
     public static CommandOutcome Ok { get; } = new(Errno.Ok);

@@ -113,8 +113,8 @@ public sealed record CpuAtomicAdd(int P, int Page, int Delta) : CoherenceCommand
         if (outcome.Err == Errno.Ok)
         {
             var c = memory.Candidates(P, Page, 0);
-            if (Array.IndexOf(c, (ulong)outcome.Previous) < 0)
-                expectations.Fail($"w{Page}.0", $"INV-7 (data value): {this} saw old value 0x{outcome.Previous:x}; the model allows {IdealMemory.Format(c)}");
+            if (Array.IndexOf(c, (ulong)outcome.Previous!.Value) < 0)
+                expectations.Fail($"w{Page}.0", $"INV-7 (data value): {this} saw old value 0x{outcome.Previous!.Value:x}; the model allows {IdealMemory.Format(c)}");
         }
     }
 
@@ -122,7 +122,7 @@ public sealed record CpuAtomicAdd(int P, int Page, int Delta) : CoherenceCommand
     public override void Apply(IdealMemory memory, CommandOutcome outcome)
     {
         if (outcome.Err == Errno.Ok)
-            memory.Set(P, Page, 0, (ulong)(outcome.Previous + Delta));
+            memory.Set(P, Page, 0, (ulong)(outcome.Previous!.Value + Delta));
     }
 
     /// <inheritdoc />

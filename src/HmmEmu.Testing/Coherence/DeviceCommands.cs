@@ -209,7 +209,7 @@ public sealed record DeviceAtomicAdd(int P, int Device, int Page, int Delta) : D
     /// <inheritdoc />
     public override CommandOutcome Execute(CoherenceSystem system)
     {
-        var err = system.Context(P, Device).AtomicAdd(Layout.PageAddress(Page), Delta, out long previous);
+        var err = system.Context(P, Device).AtomicAdd(Layout.PageAddress(Page), Delta, out long? previous);
         return new CommandOutcome(err, Previous: previous);
     }
 
@@ -217,19 +217,23 @@ public sealed record DeviceAtomicAdd(int P, int Device, int Page, int Delta) : D
     public override void Expect(IdealMemory memory, CommandOutcome outcome, Expectations expectations)
     {
         ExpectAllowed(memory.AllowAll(P, Page, 1, Prot.ReadWrite), outcome, expectations, "the page's protection");
-        if (outcome.Err == Errno.Ok)
+        if (outcome.Err == Errno.Ok && outcome.Previous is long previous)
         {
             var c = memory.Candidates(P, Page, 0);
-            if (Array.IndexOf(c, (ulong)outcome.Previous) < 0)
-                expectations.Fail($"w{Page}.0", $"INV-8/INV-7 (device atomic): {this} saw old value 0x{outcome.Previous:x}; the model allows {IdealMemory.Format(c)}");
+            if (Array.IndexOf(c, (ulong)previous) < 0)
+                expectations.Fail($"w{Page}.0", $"INV-8/INV-7 (device atomic): {this} saw old value 0x{previous:x}; the model allows {IdealMemory.Format(c)}");
         }
     }
 
     /// <inheritdoc />
     public override void Apply(IdealMemory memory, CommandOutcome outcome)
     {
-        if (outcome.Err == Errno.Ok)
-            memory.Set(P, Page, 0, (ulong)(outcome.Previous + Delta));
+        if (outcome.Err != Errno.Ok)
+            return;
+        if (outcome.Previous is long previous)
+            memory.Set(P, Page, 0, (ulong)(previous + Delta));
+        else
+            memory.AddToEach(P, Page, 0, Delta);
     }
 
     /// <inheritdoc />

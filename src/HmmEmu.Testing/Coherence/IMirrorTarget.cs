@@ -46,6 +46,15 @@ public interface IMirrorTargetDevice
 
     /// <summary>Device-memory pages currently allocated (0 if the device has none), for leak checks at the end of a run.</summary>
     int AllocatedDevicePages { get; }
+
+    /// <summary>
+    /// Removes the device at the end of a run, after every process exited (unbind: rings, page-table pages and DMA
+    /// buffers go back), so that the leak check that follows sees every page the driver allocated come back. Runs on a
+    /// kernel thread and may sleep. A device that allocates nothing of its own needs nothing here.
+    /// </summary>
+    void Remove()
+    {
+    }
 }
 
 /// <summary>
@@ -56,6 +65,12 @@ public interface IMirrorContext
 {
     /// <summary>The notifier that keeps this mirror coherent (null once closed).</summary>
     MmuIntervalNotifier? Notifier { get; }
+
+    /// <summary>
+    /// Every interval notifier this open device holds on the process (empty once closed): one for a mirror, one per
+    /// hardware context or memory region for a device that keeps several. INV-15 counts them; INV-4 follows each.
+    /// </summary>
+    IReadOnlyList<MmuIntervalNotifier> Notifiers => Notifier is { } n ? [n] : [];
 
     /// <summary>Device read of <c>destination.Length / 4096</c> pages at <paramref name="addr"/> through the device page table, faulting as needed.</summary>
     Errno Read(ulong addr, Span<byte> destination);
@@ -72,8 +87,12 @@ public interface IMirrorContext
     /// <summary>Takes device-exclusive access to <paramref name="npages"/> pages at <paramref name="addr"/> (for device atomics) and reads them into <paramref name="destination"/>.</summary>
     Errno Exclusive(ulong addr, ulong npages, Span<byte> destination);
 
-    /// <summary>Device atomic: adds <paramref name="value"/> to the 64-bit word at <paramref name="addr"/> through a device-exclusive mapping; returns the old value.</summary>
-    Errno AtomicAdd(ulong addr, long value, out long previous);
+    /// <summary>
+    /// Device atomic: adds <paramref name="value"/> to the 64-bit word at <paramref name="addr"/> through a mapping the
+    /// device holds exclusively; <paramref name="previous"/> is the old value, or null for a device whose atomics do not
+    /// return it (a GPU atomic-add kernel).
+    /// </summary>
+    Errno AtomicAdd(ulong addr, long value, out long? previous);
 
     /// <summary>close(2): removes the notifier and drops the device page table.</summary>
     void Close();

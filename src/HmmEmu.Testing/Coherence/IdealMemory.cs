@@ -134,6 +134,15 @@ public sealed class IdealMemory
         p.Words[Index(page, word)] = [.. c, value];
     }
 
+    /// <summary>An atomic add whose old value is unknown: every candidate moves by <paramref name="delta"/>.</summary>
+    public void AddToEach(int id, int page, int word, long delta)
+    {
+        var p = Process(id);
+        if (p?.Prot[page] is null || p.Words[Index(page, word)] is not { } c)
+            return;
+        p.Words[Index(page, word)] = [.. c.Select(v => unchecked(v + (ulong)delta))];
+    }
+
     /// <summary>A read observed <paramref name="value"/>: if it is a candidate the word now holds exactly it. Returns whether it was a candidate.</summary>
     public bool Observe(int id, int page, int word, ulong value)
     {

@@ -30,6 +30,15 @@ public static class Layout
     /// <summary>The address of page <paramref name="page"/> (0 ≤ page &lt; <see cref="Pages"/>).</summary>
     public static ulong PageAddress(int page) => Base + ((ulong)(page / PagesPerSlot) << 20) + ((ulong)(page % PagesPerSlot) << 12);
 
+    /// <summary>Whether <paramref name="address"/> lies in one of the tracked pages.</summary>
+    public static bool IsTracked(ulong address)
+    {
+        if (address < Base)
+            return false;
+        ulong offset = address - Base;
+        return (offset >> 20) < Slots && ((offset >> 12) & 0xff) < PagesPerSlot;
+    }
+
     /// <summary>Byte offset of tracked word <paramref name="word"/> inside its page.</summary>
     public static int WordOffset(int word) => word * (PageSize / WordsPerPage);
 

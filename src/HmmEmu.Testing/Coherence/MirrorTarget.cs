@@ -112,9 +112,9 @@ public sealed class MirrorTarget : IMirrorTarget
             }
         }
 
-        public Errno AtomicAdd(ulong addr, long value, out long previous)
+        public Errno AtomicAdd(ulong addr, long value, out long? previous)
         {
-            previous = 0;
+            previous = null;
             return Errno.EOPNOTSUPP;
         }
 

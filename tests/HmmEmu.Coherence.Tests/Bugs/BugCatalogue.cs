@@ -23,7 +23,7 @@ public static class BugCatalogue
         .. Enum.GetValues<KernelMutant>().Where(m => m != KernelMutant.None)
             .Select(m => new Entry($"kernel:{m}", new CoherenceConfig { Target = new MirrorTarget(), Mutants = m }, NotCaught(m))),
         .. Enum.GetValues<MirrorBug>().Where(b => b != MirrorBug.None)
-            .Select(b => new Entry($"driver:{b}", new CoherenceConfig { Target = new MutantMirrorTarget(b), Companion = new MirrorTarget() })),
+            .Select(b => new Entry($"driver:{b}", new CoherenceConfig { Target = new MutantMirrorTarget(b), Companions = [new MirrorTarget()] })),
     ];
 
     /// <summary>The names of the bugs the suite catches, for xunit theories.</summary>

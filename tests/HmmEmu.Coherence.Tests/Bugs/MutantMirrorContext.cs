@@ -106,9 +106,9 @@ internal sealed class MutantMirrorContext : IMirrorContext, IMmuIntervalNotifier
     /// exclusive first if the entry is missing; retried (up to a bound, then EBUSY) while the CPU keeps taking the
     /// page back. EINVAL if not 8-byte aligned. May sleep.
     /// </summary>
-    public Errno AtomicAdd(ulong addr, long value, out long previous)
+    public Errno AtomicAdd(ulong addr, long value, out long? previous)
     {
-        previous = 0;
+        previous = null;
         if (Volatile.Read(ref _closed) != 0)
             return Errno.EBADF;
         if ((addr & 7) != 0 || addr >= Mm.TaskSize)

@@ -119,7 +119,8 @@ public class MutantMirrorTests
     public void AtomicAdd_OnCpuWrittenWord_AddsAndReturnsThePreviousValue()
     {
         using var m = MutantMachine.Boot(MirrorBug.None);
-        long previous = 0, now = 0;
+        long? previous = null;
+        long now = 0;
         var err = Errno.EIO;
         ulong addr = 0;
         m.OnProcess(() =>
