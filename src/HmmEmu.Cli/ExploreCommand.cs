@@ -21,8 +21,8 @@ internal static class ExploreCommand
                hmmemu explore merge FILE...
           Model-based random testing of our drivers against the kernel: CPU, device and concurrent commands,
           invariants checked after every step, shrinking to a minimal failing sequence. Exits 1 on a failure.
-          --devices lists the machine's devices (default mirror): mirror, gpu. The leading run of one kind is
-          the driver under test, the rest are companions on the same machine (mirror,mirror or gpu,mirror).
+          --devices lists the machine's devices (default mirror): mirror, gpu, nic. The leading run of one kind
+          is the driver under test, the rest are companions on the same machine (mirror,mirror or nic,gpu,mirror).
           --bug switches on kernel mutants (the catalogue's kernel bugs): NarrowNotifierSeq, OomReapIgnoresRefusal,
           MadviseSkipsInvalidateEnd, ForkSkipsInvalidation, MprotectSkipsInvalidation, RemoveSkipsCallbackWait.
         """;

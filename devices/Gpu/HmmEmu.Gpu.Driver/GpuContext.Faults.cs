@@ -143,14 +143,13 @@ public sealed partial class GpuContext
     private Errno ResolveRange(ulong start, ulong end, bool write)
     {
         ulong deadline = _kernel.Clock.Now + _device.Options.RangeTimeoutNs;
-        bool forceWrite = write;
         int readOnlyVramRetries = 0;
         var range = new HmmRange(_notifier, start, end) { DevPrivateOwner = _device };
         while (true)
         {
             if (_kernel.Clock.Now > deadline)
                 return Errno.EBUSY;
-            range.DefaultFlags = HmmPfn.ReqFault | (forceWrite ? HmmPfn.ReqWrite : 0);
+            range.DefaultFlags = HmmPfn.ReqFault | (write ? HmmPfn.ReqWrite : 0);
             range.NotifierSeq = _notifier.ReadBegin();
             Errno err;
             using (_mm.MmapReadLock())
@@ -166,12 +165,6 @@ public sealed partial class GpuContext
                 // system memory, where the write fault breaks the sharing; then fault again.
                 _device.Migrator.ToSystemLocked(this, start, end, out long back);
                 CountMigrated(0, back);
-                continue;
-            }
-            if (!forceWrite && HasZeroPage(range))
-            {
-                // The shared zero page cannot be DMA-mapped: fault the range in writable (it gets its own pages).
-                forceWrite = true;
                 continue;
             }
             _ptLock.Lock();
@@ -311,16 +304,6 @@ public sealed partial class GpuContext
         foreach (ulong e in range.HmmPfns)
         {
             if ((e & (HmmPfn.Valid | HmmPfn.Write)) == HmmPfn.Valid && vram.Owns(HmmPfn.ToPfn(e)))
-                return true;
-        }
-        return false;
-    }
-
-    private static bool HasZeroPage(HmmRange range)
-    {
-        foreach (ulong e in range.HmmPfns)
-        {
-            if ((e & HmmPfn.Valid) != 0 && HmmPfn.ToPfn(e) == PhysicalMemory.ZeroPfn)
                 return true;
         }
         return false;

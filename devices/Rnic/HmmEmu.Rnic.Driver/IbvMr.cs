@@ -22,6 +22,7 @@ public sealed class IbvMr : IMmuIntervalNotifierOps
     private readonly KMutex _lock;
     private readonly KMutex _faultLock;
     private readonly ulong _firstPage;
+    private const ulong NotMapped = ulong.MaxValue;   // a _bus slot with no DMA mapping (bus address 0 is the zero page)
     private readonly ulong[] _bus;
     private readonly bool[] _writable;
     private ulong[]? _pinned;
@@ -41,6 +42,7 @@ public sealed class IbvMr : IMmuIntervalNotifierOps
         _firstPage = address & ~(PageSize - 1);
         Entries = (uint)RnicMttEntry.PagesSpanned(address, length);
         _bus = new ulong[Entries];
+        Array.Fill(_bus, NotMapped);
         _writable = new bool[Entries];
         _lock = new KMutex(_device.Kernel, "rnic mr");
         _faultLock = new KMutex(_device.Kernel, "rnic mr fault");
@@ -75,6 +77,12 @@ public sealed class IbvMr : IMmuIntervalNotifierOps
 
     /// <summary>Invalidations that zapped at least one entry.</summary>
     public long Invalidations => Interlocked.Read(ref _invalidations);
+
+    /// <summary>
+    /// The interval notifier that keeps an ODP MR coherent with the process (for coherence checkers); null for a pinned
+    /// MR and once the MR is deregistered.
+    /// </summary>
+    public MmuIntervalNotifier? Notifier => Volatile.Read(ref _notifier);
 
     private Mm Mm => Pd.Context.Process.Mm;
 
@@ -207,15 +215,16 @@ public sealed class IbvMr : IMmuIntervalNotifierOps
         }
     }
 
+    // A read fault maps what range_fault returns as it is: an untouched page is the shared zero page, DMA-mapped read
+    // only (as in Linux; a device write to it misses and faults it writable, which COWs it and invalidates us).
     private Errno ResolveRange(ulong start, ulong end, bool write)
     {
         var range = new HmmRange(_notifier!, start, end);
-        bool forceWrite = write;
         for (int attempt = 0; ; attempt++)
         {
             if (attempt > 1000)
                 return Errno.EBUSY;
-            range.DefaultFlags = HmmPfn.ReqFault | (forceWrite ? HmmPfn.ReqWrite : 0);
+            range.DefaultFlags = HmmPfn.ReqFault | (write ? HmmPfn.ReqWrite : 0);
             range.NotifierSeq = _notifier!.ReadBegin();
             Errno err;
             using (Mm.MmapReadLock())
@@ -224,12 +233,6 @@ public sealed class IbvMr : IMmuIntervalNotifierOps
                 continue;
             if (err != Errno.Ok)
                 return err;
-            if (!forceWrite && HasZeroPage(range))
-            {
-                // The shared zero page is not DMA-mapped: fault the range in writable (it gets its own pages).
-                forceWrite = true;
-                continue;
-            }
             _lock.Lock();
             try
             {
@@ -242,16 +245,6 @@ public sealed class IbvMr : IMmuIntervalNotifierOps
                 _lock.Unlock();
             }
         }
-    }
-
-    private static bool HasZeroPage(HmmRange range)
-    {
-        foreach (ulong e in range.HmmPfns)
-        {
-            if ((e & HmmPfn.Valid) != 0 && HmmPfn.ToPfn(e) == PhysicalMemory.ZeroPfn)
-                return true;
-        }
-        return false;
     }
 
     // Under the MR's lock: DMA-map each page and write its entry valid. An entry already valid for the same page is
@@ -270,7 +263,7 @@ public sealed class IbvMr : IMmuIntervalNotifierOps
                 return Errno.EPERM;
             int index = (int)((range.Start - _firstPage) / PageSize) + i;
             ulong pfn = HmmPfn.ToPfn(e);
-            if (_bus[index] != 0)
+            if (_bus[index] != NotMapped)
             {
                 // Still valid (no invalidation since, or read_retry would have failed): same page.
                 if (writable && !_writable[index])
@@ -345,7 +338,7 @@ public sealed class IbvMr : IMmuIntervalNotifierOps
             int lo = -1, hi = -1;
             for (int i = first; i <= last; i++)
             {
-                if (_bus[i] != 0)
+                if (_bus[i] != NotMapped)
                 {
                     if (lo < 0)
                         lo = i;
@@ -377,7 +370,7 @@ public sealed class IbvMr : IMmuIntervalNotifierOps
     {
         for (int i = first; i <= last; i++)
         {
-            if (_bus[i] != 0)
+            if (_bus[i] != NotMapped)
                 return true;
         }
         return false;
@@ -386,10 +379,10 @@ public sealed class IbvMr : IMmuIntervalNotifierOps
     [HmmEmu.Annotations.DmaUnmap]
     private void Unmap(int index)
     {
-        if (_bus[index] == 0)
+        if (_bus[index] == NotMapped)
             return;
         _device.Pci.DmaUnmapPage(_bus[index]);
-        _bus[index] = 0;
+        _bus[index] = NotMapped;
         _writable[index] = false;
         Interlocked.Decrement(ref _pagesMapped);
     }

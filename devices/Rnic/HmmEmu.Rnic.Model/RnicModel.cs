@@ -362,6 +362,22 @@ public sealed partial class RnicModel : IPciDevice, IMmio, IRnicPort, IDisposabl
         return mr is not null && mr.Key.Value == key && mr.IsLive ? mr : null;
     }
 
+    /// <summary>
+    /// The MTT entry that <paramref name="key"/>'s MR holds for the page of <paramref name="iova"/>, read from host memory
+    /// as the device would on a cache miss but charging no time and counting nothing: for debuggers and coherence
+    /// checkers. Null when the key names no live MR, the page lies outside it, or the MTT cannot be read. Never sleeps.
+    /// </summary>
+    public RnicMttEntry? InspectMtt(uint key, ulong iova)
+    {
+        var mr = FindMr(key);
+        if (mr is null || iova < (mr.Iova & RnicMttEntry.AddressMask))
+            return null;
+        ulong index = RnicMttEntry.IndexOf(mr.Iova, iova);
+        if (index >= mr.MttEntries || !Memory.TryReadUInt64(mr.MttAddress + (index * RnicMttEntry.Size), out ulong raw))
+            return null;
+        return new RnicMttEntry(raw);
+    }
+
     /// <summary>The live QPs in number order (deterministic), for the timer.</summary>
     internal void CollectQps(List<RnicQp> into)
     {

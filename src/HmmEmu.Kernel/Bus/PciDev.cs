@@ -203,18 +203,19 @@ public sealed class PciDev
     /// <summary>
     /// Maps an existing RAM page for device access (dma_map_page) and returns its bus address in
     /// <paramref name="busAddress"/>. The mapping holds a page reference until <see cref="DmaUnmapPage"/>. Throws for
-    /// a pfn that is not an allocated RAM frame. Never sleeps.
+    /// a pfn that is not an allocated RAM frame; the shared zero page may be mapped, for the device to read. Never sleeps.
     /// </summary>
     public Errno DmaMapPage(ulong pfn, out ulong busAddress)
     {
         busAddress = 0;
         EnsureBound("dma_map_page");
         var memory = _kernel.Memory;
-        if (!memory.IsValidPfn(pfn) || pfn == PhysicalMemory.ZeroPfn || !memory.TryGetPage(pfn))
+        // The shared zero page may be mapped (as in Linux, for the device to read; a DMA write to it is refused).
+        if (!memory.IsValidPfn(pfn) || !memory.TryGetPage(pfn))
         {
             throw new KernelRuleViolationException(
-                $"dma_map_page on pfn 0x{pfn:x}, which is not an allocated RAM page (free, the zero page, out of range or " +
-                "device memory). Map only pages you hold a reference on; device-private memory is reached by its device, not by DMA.");
+                $"dma_map_page on pfn 0x{pfn:x}, which is not an allocated RAM page (free, out of range or device " +
+                "memory). Map only pages you hold a reference on; device-private memory is reached by its device, not by DMA.");
         }
         lock (_lock)
         {

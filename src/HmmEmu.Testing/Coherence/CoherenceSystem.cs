@@ -178,9 +178,12 @@ public sealed class CoherenceSystem : IDisposable
     }
 
     // INV-8: right after a device atomic (nothing else ran since), the device holds the page exclusively: an
-    // atomic translation, backed by a device-exclusive CPU entry (or the page lives in its device memory).
+    // atomic translation, backed by a device-exclusive CPU entry (or the page lives in its device memory). A device
+    // with bus atomics needs no exclusivity: system memory runs its read-modify-write indivisibly.
     private void CheckAtomicity(DeviceAtomicAdd atomic, List<string> violations)
     {
+        if ((Config.CapabilitiesOf(atomic.Device) & MirrorCapabilities.BusAtomics) != 0)
+            return;
         ulong addr = Layout.PageAddress(atomic.Page);
         var pte = Mm(atomic.P).GetPte(addr);
         bool atomicEntry = _contexts.TryGetValue((atomic.P, atomic.Device), out var ctx) && ctx.Translations().Any(t => t.Address == addr && t.Atomic);

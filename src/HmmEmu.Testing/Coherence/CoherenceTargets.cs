@@ -1,20 +1,21 @@
 namespace HmmEmu.Testing.Coherence;
 
 /// <summary>
-/// Our drivers by the names <c>hmmemu explore --devices</c> takes ("mirror", "gpu"), and the conversion between such a
+/// Our drivers by the names <c>hmmemu explore --devices</c> takes ("mirror", "gpu", "nic"), and the conversion between such a
 /// list and a <see cref="CoherenceConfig"/>: the leading run of one name is the target (that many devices of it), every
 /// later name a companion with one device.
 /// </summary>
 public static class CoherenceTargets
 {
     /// <summary>The names, in the order usage messages list them.</summary>
-    public static IReadOnlyList<string> Names { get; } = ["mirror", "gpu"];
+    public static IReadOnlyList<string> Names { get; } = ["mirror", "gpu", "nic"];
 
     /// <summary>A fresh target for <paramref name="name"/>, or null for an unknown name.</summary>
     public static IMirrorTarget? ByName(string name) => name switch
     {
         "mirror" => new MirrorTarget(),
         "gpu" => new GpuTarget(),
+        "nic" => new RnicTarget(),
         _ => null,
     };
 

@@ -88,13 +88,13 @@ public sealed class GpuTarget : IMirrorTarget
         }
     }
 
-    private const int Slots = 2;
+    private const int Slots = CommandSlots.Count;
     private const ulong BounceBytes = Layout.PagesPerSlot * (ulong)Layout.PageSize;
 
     private sealed class Context(Device device, Process process, ulong bounceBase) : IMirrorContext
     {
         private readonly GpuContext?[] _gpu = new GpuContext?[Slots];
-        private int _inUse;                                  // bit i: slot i (bounce buffer and GPU context) is taken
+        private readonly CommandSlots _taken = new("GPU device");
         private bool _closed;
 
         public MmuIntervalNotifier? Notifier => null;
@@ -113,22 +113,16 @@ public sealed class GpuTarget : IMirrorTarget
         // Takes a free slot; a slot whose context stopped on an error gets a fresh context first.
         private int Take()
         {
-            while (true)
+            int slot = _taken.Take();
+            if (_gpu[slot] is { } stale && !stale.Error.IsOk)
             {
-                int used = Volatile.Read(ref _inUse);
-                int slot = (used & 1) == 0 ? 0 : (used & 2) == 0 ? 1 : throw new InvalidOperationException("more than two commands use one GPU device at once");
-                if (Interlocked.CompareExchange(ref _inUse, used | (1 << slot), used) != used)
-                    continue;
-                if (_gpu[slot] is { } stale && !stale.Error.IsOk)
-                {
-                    stale.Close();
-                    OpenSlot(slot);
-                }
-                return slot;
+                stale.Close();
+                OpenSlot(slot);
             }
+            return slot;
         }
 
-        private void Return(int slot) => Interlocked.And(ref _inUse, ~(1 << slot));
+        private void Return(int slot) => _taken.Return(slot);
 
         private ulong Bounce(int slot) => bounceBase + ((ulong)slot * BounceBytes);
 

@@ -36,6 +36,14 @@ public enum MirrorCapabilities
 
     /// <summary>Device atomics (<see cref="IMirrorContext.AtomicAdd"/>).</summary>
     Atomics = 1 << 2,
+
+    /// <summary>
+    /// The device's atomics are bus atomics (PCIe AtomicOps, our RDMA NIC's atomics on system memory): the memory system
+    /// runs each read-modify-write indivisibly, so no CPU access can land between its read and its write and the device
+    /// needs no exclusive mapping. INV-8's check that the device holds the page exclusively after an atomic is waived;
+    /// the old value an atomic returns is still checked against the model.
+    /// </summary>
+    BusAtomics = 1 << 3,
 }
 
 /// <summary>One device of an <see cref="IMirrorTarget"/>.</summary>

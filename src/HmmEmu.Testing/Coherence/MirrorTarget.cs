@@ -35,7 +35,7 @@ public sealed class MirrorTarget : IMirrorTarget
             var process = device.Kernel.CurrentProcess ?? throw new InvalidOperationException("Open must run on a process thread.");
             // The user buffers the ioctls copy through (hmm_buffer's mirror), outside the suite's tracked slots: one
             // per command that may use this file at once (a concurrent pair).
-            ulong bounce = process.Map(BounceBytes * 2, Prot.ReadWrite, MapFlags.PrivateAnonymous);
+            ulong bounce = process.Map(BounceBytes * CommandSlots.Count, Prot.ReadWrite, MapFlags.PrivateAnonymous);
             return new Context(file!, process, bounce);
         }
     }
@@ -45,21 +45,16 @@ public sealed class MirrorTarget : IMirrorTarget
     private sealed class Context(MirrorFile file, Process process, ulong bounceBase) : IMirrorContext
     {
         private bool _closed;
-        private int _inUse;                                  // bit i: bounce buffer i is taken
+        private readonly CommandSlots _slots = new("mirror file");
 
-        // Takes a free bounce buffer (there are two: a concurrent pair is the most that uses one file at once).
+        // Takes a free bounce buffer (one per command that may use this file at once).
         private ulong TakeBounce(out int slot)
         {
-            while (true)
-            {
-                int used = Volatile.Read(ref _inUse);
-                slot = (used & 1) == 0 ? 0 : (used & 2) == 0 ? 1 : throw new InvalidOperationException("more than two commands use one mirror file at once");
-                if (Interlocked.CompareExchange(ref _inUse, used | (1 << slot), used) == used)
-                    return bounceBase + (ulong)slot * BounceBytes;
-            }
+            slot = _slots.Take();
+            return bounceBase + (ulong)slot * BounceBytes;
         }
 
-        private void ReturnBounce(int slot) => Interlocked.And(ref _inUse, ~(1 << slot));
+        private void ReturnBounce(int slot) => _slots.Return(slot);
 
         public MmuIntervalNotifier? Notifier => _closed ? null : file.Notifier;
 
@@ -123,7 +118,7 @@ public sealed class MirrorTarget : IMirrorTarget
             _closed = true;
             file.Close();
             if (!process.HasExited)
-                process.Mm.Munmap(bounceBase, BounceBytes * 2);
+                process.Mm.Munmap(bounceBase, BounceBytes * CommandSlots.Count);
         }
 
         public IReadOnlyList<DeviceTranslation> Translations() =>

@@ -163,6 +163,30 @@ public sealed class PciDmaTests
         Assert.Equal(1, refsUnmapped);
     }
 
+    // As in Linux: a read of untouched anonymous memory gives the shared zero page, and a device mirroring it must be
+    // able to map it for reading (a DMA write to it stays refused by the memory port).
+    [Fact]
+    public void DmaMapPage_ZeroPage_MapsForReadingAndUnmapsBalanced()
+    {
+        using var m = TestMachine.Create();
+        using var bus = new PciBus(m.Kernel);
+        ulong busAddress = ulong.MaxValue;
+        long mappedWhileHeld = -1, mappedAfter = -1;
+
+        m.Run(() => Bind(bus, dev =>
+        {
+            Assert.Equal(Errno.Ok, dev.DmaMapPage(PhysicalMemory.ZeroPfn, out busAddress));
+            mappedWhileHeld = bus.DmaPagesInUse;
+            dev.DmaUnmapPage(busAddress);
+            mappedAfter = bus.DmaPagesInUse;
+        }));
+
+        Assert.Equal(PhysicalMemory.ZeroPfn << PhysicalMemory.PageShift, busAddress);
+        Assert.Equal(1, mappedWhileHeld);
+        Assert.Equal(0, mappedAfter);
+        Assert.Empty(m.Kernel.Warnings);
+    }
+
     [Fact]
     public void DmaUnmapPage_AddressNeverMapped_Throws()
     {
