@@ -53,4 +53,32 @@ public enum KernelMutant : uint
     /// uses. INV-15 catches it.
     /// </summary>
     RemoveSkipsCallbackWait = 1 << 5,
+
+    /// <summary>
+    /// Bug 6, frame freed with a device still mapping it: munmap zaps and frees the pages without the MMU_NOTIFY_UNMAP
+    /// invalidation, so a mirror keeps translations to frames that go back to the allocator. INV-1 (a translation
+    /// where the CPU has none) and INV-11 (a translation of a free frame) catch it.
+    /// </summary>
+    MunmapSkipsInvalidation = 1 << 6,
+
+    /// <summary>
+    /// Bug 20 (early COW / missed COW notification): a write fault that breaks copy-on-write installs the new page
+    /// without the MMU_NOTIFY_CLEAR invalidation, so a mirror keeps reading and writing the old page, which the process
+    /// no longer sees (the device's writes are lost, its reads stale). INV-1 (a different frame) and INV-7 catch it.
+    /// </summary>
+    CowSkipsInvalidation = 1 << 7,
+
+    /// <summary>
+    /// Bug 14's CPU side: a CPU fault on a device-exclusive entry restores the page without the MMU_NOTIFY_CLEAR
+    /// invalidation, so the device keeps its atomic mapping while the CPU writes the page: device atomics are no longer
+    /// atomic. INV-1/INV-8 (an atomic translation on a page that is not device-exclusive) catch it.
+    /// </summary>
+    ExclusiveRestoreSkipsInvalidation = 1 << 8,
+
+    /// <summary>
+    /// Bug 9's HMM side: hmm_range_fault reports a read-only entry (a COW page shared since fork, a PROT_READ page) as
+    /// writable, and skips the write fault the caller asked for, so a mirror maps writable a page the process may not
+    /// write or shares with another. INV-1 (device rights above the CPU's) catches it.
+    /// </summary>
+    RangeFaultIgnoresReadOnly = 1 << 9,
 }

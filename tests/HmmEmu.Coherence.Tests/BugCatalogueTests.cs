@@ -26,12 +26,13 @@ public sealed class BugCatalogueTests(ITestOutputHelper output)
         Assert.NotEmpty(f.Invariants);
     }
 
+    // The issue asks for at least 20; the theory above runs every one of them.
     [Fact]
-    public void Catalogue_SixteenBugs_FourteenCaughtAndTheOthersSayWhy()
+    public void Catalogue_TwentyBugs_TenInTheKernelTenInADriver()
     {
-        Assert.Equal(16, BugCatalogue.All.Count);
-        Assert.Equal(14, BugCatalogue.All.Count(e => e.NotCaughtYet is null));
-        Assert.All(BugCatalogue.All.Where(e => e.NotCaughtYet is not null), e => Assert.StartsWith("kernel:", e.Name, StringComparison.Ordinal));
+        Assert.Equal(20, BugCatalogue.All.Count);
+        Assert.Equal(10, BugCatalogue.All.Count(e => e.Name.StartsWith("kernel:", StringComparison.Ordinal)));
+        Assert.Equal(20, BugCatalogue.Caught().Count);
     }
 
     [Fact]

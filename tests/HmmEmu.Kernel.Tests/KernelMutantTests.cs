@@ -1,3 +1,4 @@
+using HmmEmu.Kernel.Mirroring;
 using HmmEmu.Kernel.Locking;
 using HmmEmu.Kernel.Notifiers;
 using HmmEmu.Kernel.Vm;
@@ -338,5 +339,89 @@ public sealed class KernelMutantTests
         var (retry, _, _, events) = ReadRetryTrace(invalidate: false);
 
         Assert.Equal((false, 0), (retry, events.Length));
+    }
+
+    /// <summary>Runs <paramref name="act"/> on touched pages a notifier watches and returns the events its callbacks saw.</summary>
+    private static NotifierEvent[] EventsSeen(KernelMutant mutants, Action<Process, ulong> act)
+    {
+        using var k = Boot(mutants);
+        var p = k.CreateProcess("test");
+        var ops = new RecordingNotifierOps();
+        k.Run(() =>
+        {
+            ulong a = MapTouched(p);
+            TestMachine.Watch(p.Mm, a, Pages * Page, ops);
+            act(p, a);
+        });
+        return [.. ops.Ranges.Select(r => r.Event)];
+    }
+
+    private static void Munmap(Process p, ulong a) => Assert.Equal(Errno.Ok, p.Mm.Munmap(a, Pages * Page));
+
+    // The parent writes a page it shares copy-on-write with a child: the COW break replaces the parent's page.
+    private static void CowBreak(Process p, ulong a)
+    {
+        var child = p.Fork();
+        p.WriteInt32(a, 7);
+        child.Exit();
+    }
+
+    // make_device_exclusive, then a CPU write, which restores the page.
+    private static void ExclusiveThenCpuWrite(Process p, ulong a)
+    {
+        ulong pfn;
+        using (p.Mm.MmapReadLock())
+            Assert.Equal(Errno.Ok, p.Mm.MakeDeviceExclusive(a, new object(), out pfn));
+        p.Kernel.Memory.UnlockPage(pfn);
+        p.Kernel.Memory.PutPage(pfn);
+        p.WriteInt32(a, 7);
+    }
+
+    [Theory]
+    [InlineData(KernelMutant.MunmapSkipsInvalidation, "munmap")]
+    [InlineData(KernelMutant.CowSkipsInvalidation, "cow")]
+    [InlineData(KernelMutant.ExclusiveRestoreSkipsInvalidation, "exclusive")]
+    public void Operation_MutantSkipsItsInvalidation_NotifierMissesExactlyThatEvent(KernelMutant mutant, string operation)
+    {
+        Action<Process, ulong> act = operation switch
+        {
+            "munmap" => Munmap,
+            "cow" => CowBreak,
+            _ => ExclusiveThenCpuWrite,
+        };
+        // The operation's own event: Unmap for munmap, Clear for the COW break and for the restore.
+        var expected = operation == "munmap" ? NotifierEvent.Unmap : NotifierEvent.Clear;
+
+        var correct = EventsSeen(KernelMutant.None, act);
+        var mutated = EventsSeen(mutant, act);
+
+        Assert.Contains(expected, correct);
+        Assert.Equal(correct.Count(e => e == expected) - 1, mutated.Count(e => e == expected));
+    }
+
+    // hmm_range_fault of a page the process may only read: the correct kernel reports it read-only, the mutant writable.
+    private static ulong RangeFaultOfReadOnlyPage(KernelMutant mutants)
+    {
+        using var k = Boot(mutants);
+        var p = k.CreateProcess("test");
+        ulong entry = 0;
+        k.Run(() =>
+        {
+            ulong a = MapTouched(p);
+            Assert.Equal(Errno.Ok, p.Mm.Mprotect(a, Pages * Page, Prot.Read));
+            var n = TestMachine.Watch(p.Mm, a, Page, new RecordingNotifierOps());
+            var range = new HmmRange(n, a, a + Page) { NotifierSeq = n.ReadBegin(), DefaultFlags = HmmPfn.ReqFault };
+            using (p.Mm.MmapReadLock())
+                Assert.Equal(Errno.Ok, Hmm.RangeFault(range));
+            entry = range.HmmPfns[0];
+        });
+        return entry;
+    }
+
+    [Fact]
+    public void RangeFault_RangeFaultIgnoresReadOnly_ReportsAReadOnlyPageWritable()
+    {
+        Assert.Equal(0UL, RangeFaultOfReadOnlyPage(KernelMutant.None) & HmmPfn.Write);
+        Assert.NotEqual(0UL, RangeFaultOfReadOnlyPage(KernelMutant.RangeFaultIgnoresReadOnly) & HmmPfn.Write);
     }
 }

@@ -169,7 +169,9 @@ public static class Hmm
             }
             else
             {
-                ulong cpu = pte.IsProtNone ? 0 : pte.IsWritable ? HmmPfn.Valid | HmmPfn.Write : HmmPfn.Valid;
+                // KernelMutant.RangeFaultIgnoresReadOnly (bug 9, HMM side): a read-only entry is reported writable.
+                bool writable = pte.IsWritable || ((mm.Kernel.Options.Mutants & KernelMutant.RangeFaultIgnoresReadOnly) != 0 && !pte.IsZeroPage);
+                ulong cpu = pte.IsProtNone ? 0 : writable ? HmmPfn.Valid | HmmPfn.Write : HmmPfn.Valid;
                 if (pte.IsHuge && cpu != 0)
                     cpu |= 9UL << HmmPfn.OrderShift;   // mapped by a 2 MiB (PMD) entry, as hmm_vma_handle_pmd reports
                 uint required = PteNeedFault(entry, cpu);

@@ -77,14 +77,21 @@ public sealed partial class Mm
         mem.LockPage(pfn);
         try
         {
-            var range = InvalidateRangeStart(NotifierEvent.Clear, addr, addr + PageSize);
+            // KernelMutant.ExclusiveRestoreSkipsInvalidation (bug 14): restores without telling the notifiers.
+            bool silent = (Kernel.Options.Mutants & KernelMutant.ExclusiveRestoreSkipsInvalidation) != 0;
+            if (silent)
+                StartMutantSilentRange(addr, addr + PageSize);
+            var range = silent ? default : InvalidateRangeStart(NotifierEvent.Clear, addr, addr + PageSize);
             using (PageTableLock.Scoped())
             {
                 var t = PageTable.Find(addr, out _);
                 if (t is not null && t.Get(CpuPageTable.PteIndex(addr)) == pte)
                     SetPte(t, addr, Pte.Make(pfn, pte.IsWritableEntry));
             }
-            InvalidateRangeEnd(range);
+            if (silent)
+                EndMutantSilentRange(addr, addr + PageSize);
+            else
+                InvalidateRangeEnd(range);
             return VmFaultResult.Ok;
         }
         finally

@@ -264,7 +264,11 @@ public sealed partial class Mm
         mem.SetOwner(copy, this, addr >> PhysicalMemory.PageShift);
         mem.SetFlags(copy, PageFlags.Anon | PageFlags.Uptodate);
         vma.HasAnonPages = true;
-        var range = InvalidateRangeStart(NotifierEvent.Clear, addr, addr + PageSize);
+        // KernelMutant.CowSkipsInvalidation (bug 20): breaks the COW without telling the notifiers.
+        bool silent = (Kernel.Options.Mutants & KernelMutant.CowSkipsInvalidation) != 0;
+        if (silent)
+            StartMutantSilentRange(addr, addr + PageSize);
+        var range = silent ? default : InvalidateRangeStart(NotifierEvent.Clear, addr, addr + PageSize);
         bool replaced = false;
         using (PageTableLock.Scoped())
         {
@@ -277,7 +281,10 @@ public sealed partial class Mm
                 replaced = true;
             }
         }
-        InvalidateRangeEnd(range);
+        if (silent)
+            EndMutantSilentRange(addr, addr + PageSize);
+        else
+            InvalidateRangeEnd(range);
         if (!replaced)
             mem.PutPage(copy);
         if (!fromZero)

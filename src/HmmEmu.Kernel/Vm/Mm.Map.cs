@@ -291,11 +291,18 @@ public sealed partial class Mm
     private void ClearDetached(List<Vma> doomed, ulong start, ulong end)
     {
         MmapLock.AssertHeld("munmap");
-        var range = InvalidateRangeStart(NotifierEvent.Unmap, start, end);
+        // KernelMutant.MunmapSkipsInvalidation (bug 6): frees the pages without telling the notifiers.
+        bool silent = (Kernel.Options.Mutants & KernelMutant.MunmapSkipsInvalidation) != 0;
+        if (silent)
+            StartMutantSilentRange(start, end);
+        var range = silent ? default : InvalidateRangeStart(NotifierEvent.Unmap, start, end);
         foreach (var v in doomed)
             Zap(v, v.Start, v.End);
         FreePageTables(start, end);
-        InvalidateRangeEnd(range);
+        if (silent)
+            EndMutantSilentRange(start, end);
+        else
+            InvalidateRangeEnd(range);
         foreach (var v in doomed)
             v.File?.ReleaseIfUnmapped();
     }

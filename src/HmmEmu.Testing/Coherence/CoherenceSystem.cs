@@ -17,6 +17,7 @@ public sealed class CoherenceSystem : IDisposable
     private readonly SortedDictionary<(int Process, int Device), IMirrorContext> _contexts = [];
     private readonly Dictionary<MmuIntervalNotifier, ulong> _lastSeq = new(ReferenceEqualityComparer.Instance);   // lookups only
     private readonly List<int> _pendingExits = [];
+    private readonly List<string> _closeProblems = [];
     private int _warnings;
     private bool _tornDown;
 
@@ -91,15 +92,27 @@ public sealed class CoherenceSystem : IDisposable
     public void CloseContext(int process, int device)
     {
         IMirrorContext? c;
+        MmuIntervalNotifier[] notifiers = [];
         lock (_contexts)
         {
             if (_contexts.Remove((process, device), out c))
             {
-                foreach (var n in c.Notifiers)
+                notifiers = [.. c.Notifiers];
+                foreach (var n in notifiers)
                     _lastSeq.Remove(n);
             }
         }
         c?.Close();
+        // INV-15 at the moment of removal: once close returned, none of its notifiers may still be registered or
+        // waiting for a running invalidation to let it go (a callback could still run on freed driver state).
+        foreach (var n in notifiers)
+        {
+            if (n.State != NotifierState.Removed)
+            {
+                lock (_closeProblems)
+                    _closeProblems.Add($"INV-15 (unregister): close of P{process}.dev{device} returned with its notifier for [0x{n.Start:x}, 0x{n.Last:x}] still {n.State}: a callback may still run on the closed device");
+            }
+        }
     }
 
     /// <summary>exit(2) of model process <paramref name="id"/>: its mirrors close (as its files would), then its address space goes.</summary>
@@ -145,7 +158,14 @@ public sealed class CoherenceSystem : IDisposable
                 StepConcurrent(pair, violations);
             else
                 StepOne(command, violations);
-            RunPendingExits();
+            DrainCloseProblems(violations);
+            // A victim of the OOM reaper is checked between the reap and its exit: the reaper must not have taken pages
+            // a mirror still maps (its exit would hide that, as the mirror goes with it).
+            if (violations.Count == 0 && HasPendingExits)
+                CheckInvariants(violations);
+            if (violations.Count == 0)
+                RunPendingExits();
+            DrainCloseProblems(violations);
         }
         catch (Exception e) when (e is KernelRuleViolationException or KernelBugException or SimulationDeadlockException or InvalidOperationException)
         {
@@ -254,6 +274,24 @@ public sealed class CoherenceSystem : IDisposable
         }
         if (opening.Count > 0)
             Kernel.Scheduler.Run();
+    }
+
+    private void DrainCloseProblems(List<string> violations)
+    {
+        lock (_closeProblems)
+        {
+            violations.AddRange(_closeProblems);
+            _closeProblems.Clear();
+        }
+    }
+
+    private bool HasPendingExits
+    {
+        get
+        {
+            lock (_pendingExits)
+                return _pendingExits.Count > 0;
+        }
     }
 
     private void RunPendingExits()
@@ -390,6 +428,7 @@ public sealed class CoherenceSystem : IDisposable
             violations.Add($"rule: {e.GetType().Name} at teardown: {e.Message}");
             return violations;
         }
+        DrainCloseProblems(violations);
         try
         {
             // Unbind every device (the last first), so that what their drivers allocated comes back before the leak check.
@@ -421,7 +460,17 @@ public sealed class CoherenceSystem : IDisposable
     public void Dispose()
     {
         foreach (var d in _devices)
-            (d as IDisposable)?.Dispose();
+        {
+            try
+            {
+                (d as IDisposable)?.Dispose();
+            }
+            catch (InvalidOperationException) when (Broken)
+            {
+                // A step that broke a rule may have left simulated threads stopped mid-way, so a device model cannot
+                // drain its workers; the failure is already reported, and this one would only hide it.
+            }
+        }
         Kernel.Dispose();
     }
 }
