@@ -55,4 +55,27 @@ public sealed class RnicCoherenceTests(ITestOutputHelper output)
         Assert.Empty(result.Problems);
         Assert.Equal(commands.Count, result.Steps);
     }
+
+    // Found by a long run (nic,gpu,mirror): a READ whose answer the requester had to drop (its own bounce page faulted)
+    // was asked for again; meanwhile a concurrent WRITE's write fault had invalidated a page of the READ on the
+    // responder, and the responder dropped the duplicate READ without raising a page fault, so no retry could ever be
+    // answered (RETRY_EXC_ERR). The responder now raises the fault for a duplicate READ too.
+    [Fact]
+    public void Rnic_DuplicateReadOfAnInvalidatedPage_IsAnsweredAfterTheFault()
+    {
+        IReadOnlyList<CoherenceCommand> commands =
+        [
+            new Concurrent(new MmapSlot(0, 2, 8, Prot.ReadWrite), new DeviceWrite(0, 1, 17, 2, 6)),
+            new Concurrent(new DeviceWrite(0, 0, 16, 4, 7), new DeviceWrite(0, 2, 16, 4, 8)),
+            new DeviceWrite(0, 1, 22, 2, 10),
+            new MigrateToSystem(0, 1, 19, 4),
+            new Concurrent(new DeviceRead(0, 0, 19, 3), new DeviceWrite(0, 0, 18, 2, 11)),
+        ];
+        var config = CoherenceTargets.Parse("nic,gpu,mirror") with { Seed = 131594985082575480 };
+
+        var result = CoherenceSuite.Replay(config, commands);
+
+        Assert.Empty(result.Problems);
+        Assert.Equal(commands.Count, result.Steps);
+    }
 }

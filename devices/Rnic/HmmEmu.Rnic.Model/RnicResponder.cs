@@ -418,7 +418,12 @@ internal sealed class RnicResponder : IEngineWorkHandler<RnicPacket[]>, IDisposa
             }
             else if (verdict != Verdict.Done)
             {
-                return;     // a duplicate that cannot be answered now is dropped; the requester asks again
+                // A duplicate that cannot be answered now is dropped; the requester asks again. If a page of it is no
+                // longer mapped (the MR was invalidated since the first answer), the driver must hear of it, or no
+                // retry can ever be answered (the requester's retries run out: RETRY_EXC_ERR).
+                if (verdict == Verdict.Fault && !qp.ResponderFault)
+                    RaiseResponderFaultLocked(qp, fault, RnicFaultAccess.Read);
+                return;
             }
         }
         _model.Scheduler.Charge(_model.Options.PacketNs * (ulong)responses.Count);
@@ -496,6 +501,16 @@ internal sealed class RnicResponder : IEngineWorkHandler<RnicPacket[]>, IDisposa
         return null;
     }
 
+    // Caller holds qp.Sync. Marks the responder faulted (new requests get RNR NAKs until RESUME) and tells the driver.
+    private void RaiseResponderFaultLocked(RnicQp qp, DmaFault fault, RnicFaultAccess access)
+    {
+        qp.ResponderFault = true;
+        qp.ResponderFaultKey = fault.Key;
+        _model.Counters.ResponderFaults.Increment();
+        _model.RaiseEvent(RnicEqe.ResponderFault(qp.Number, fault.Key, fault.Address, fault.Length,
+            fault.Access == RnicFaultAccess.None ? access : fault.Access, 0));
+    }
+
     // A packet that cannot execute: RNR NAK (no receive WQE), a fault (RNR NAK until RESUME) or a NAK that ends the QP.
     private RnicPacket? Refuse(RnicQp qp, RnicPacketHeader h, Verdict verdict, DmaFault fault, RnicFaultAccess access)
     {
@@ -505,12 +520,8 @@ internal sealed class RnicResponder : IEngineWorkHandler<RnicPacket[]>, IDisposa
                 _model.Counters.RnrNaksSent.Increment();
                 return Ack(qp, h.Psn, RnicAckSyndrome.RnrNak, qp.MinRnrTimer);
             case Verdict.Fault:
-                qp.ResponderFault = true;
-                qp.ResponderFaultKey = fault.Key;
-                _model.Counters.ResponderFaults.Increment();
+                RaiseResponderFaultLocked(qp, fault, access);
                 _model.Counters.RnrNaksSent.Increment();
-                _model.RaiseEvent(RnicEqe.ResponderFault(qp.Number, fault.Key, fault.Address, fault.Length,
-                    fault.Access == RnicFaultAccess.None ? access : fault.Access, 0));
                 return Ack(qp, h.Psn, RnicAckSyndrome.RnrNak, qp.MinRnrTimer);
             case Verdict.NakInvalid:
             {
