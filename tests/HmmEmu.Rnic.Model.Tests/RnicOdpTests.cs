@@ -56,8 +56,11 @@ public sealed class RnicOdpTests
             Assert.True(m.B.Stats.RnrNaksSent > before);
             Assert.Null(RawNic.Poll(qa));
             Assert.True(dst.Bytes.Slice(4096, 8192).IndexOfAnyExcept((byte)0) < 0);
+            var pending = Assert.Single(m.B.PendingFaults());
+            Assert.Equal((qb.Qpn, RnicFaultSide.Responder), (pending.Qp, pending.Side));
             RawNic.FillMtt(dst, 1, 2);
             m.NicB.ExecuteOk(RnicCommand.Resume(0, qb.Qpn, RnicFaultSide.Responder, error: false));
+            Assert.Empty(m.B.PendingFaults());
             var cqe = m.NicA.WaitCqe(qa);
             Assert.Equal(RnicWcStatus.Success, cqe.Status);
             Assert.True(dst.Bytes.Slice(4096, 8192).SequenceEqual(src.Bytes[..8192]));

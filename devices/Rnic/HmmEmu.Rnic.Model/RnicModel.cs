@@ -350,6 +350,30 @@ public sealed partial class RnicModel : IPciDevice, IMmio, IRnicPort, IDisposabl
         Link?.SendBurst(this, packets);
     }
 
+    /// <summary>
+    /// The QPs with a page fault the driver has not answered yet (RESUME): number and side, in QP order. At quiescence a
+    /// correct driver leaves none (every fault answered, INV-13). For debuggers and coherence checkers; never sleeps.
+    /// </summary>
+    public IReadOnlyList<(uint Qp, RnicFaultSide Side)> PendingFaults()
+    {
+        var pending = new List<(uint, RnicFaultSide)>();
+        for (int i = 2; i < _qps.Length; i++)
+        {
+            if (Volatile.Read(ref _qps[i]) is not { } qp)
+                continue;
+            lock (qp.Sync)
+            {
+                if (qp.Destroyed)
+                    continue;
+                if (qp.RequesterFault)
+                    pending.Add((qp.Number, RnicFaultSide.Requester));
+                if (qp.ResponderFault)
+                    pending.Add((qp.Number, RnicFaultSide.Responder));
+            }
+        }
+        return pending;
+    }
+
     internal RnicQp? FindQp(uint qpn) => qpn < (uint)_qps.Length ? Volatile.Read(ref _qps[qpn]) : null;
 
     internal RnicMr? FindMrByIndex(uint index) => index < (uint)_mrs.Length ? Volatile.Read(ref _mrs[index]) : null;

@@ -333,6 +333,11 @@ public sealed class CoherenceSystem : IDisposable
             violations.Add($"kernel WARN: {Kernel.Warnings[_warnings]}");
             _warnings = Kernel.Warnings.Count;
         }
+        for (int d = 0; d < _devices.Length; d++)
+        {
+            foreach (var problem in _devices[d].QuiescentProblems())
+                violations.Add($"dev{d}: {problem}");
+        }
         var mem = Kernel.Memory;
         for (int id = 0; id < _processes.Count; id++)
         {

@@ -63,6 +63,14 @@ public interface IMirrorTargetDevice
     void Remove()
     {
     }
+
+    /// <summary>
+    /// What is wrong with the device itself at quiescence, one sentence per problem naming the invariant: a fault
+    /// record nobody drained, a context or queue pair still stalled on a fault nobody answered (INV-13), a DMA with no
+    /// completion or two (INV-12). Called on the host thread after every step, when no simulated thread runs; it must
+    /// not change the device. A device with nothing to report keeps the default.
+    /// </summary>
+    IEnumerable<string> QuiescentProblems() => [];
 }
 
 /// <summary>

@@ -90,6 +90,11 @@ public sealed class RnicTarget : IMirrorTarget
 
         public void Remove() => bus.UnregisterDriver(driver);
 
+        // INV-13 at quiescence: every page fault of either NIC answered (RESUME), so no QP is left waiting on one.
+        public IEnumerable<string> QuiescentProblems() =>
+            new[] { nicA, nicB }.SelectMany(nic => nic.PendingFaults().Select(f =>
+                $"INV-13 (faults answered): NIC port {nic.Address} QP {f.Qp} still waits on a {f.Side.ToString().ToLowerInvariant()} page fault nobody answered"));
+
         public void Dispose()
         {
             bus.Dispose();
