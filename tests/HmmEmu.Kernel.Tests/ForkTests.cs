@@ -25,6 +25,40 @@ public sealed class ForkTests
         Assert.Equal(1, childValue);
     }
 
+    // Found by the coherence suite: fork gave a device-exclusive page back to the parent as an ordinary readable entry,
+    // although an mprotect(PROT_NONE) since had taken all access away (the exclusive entry does not record
+    // readability); the parent could then read a PROT_NONE page. Linux restores it with the VMA's vm_page_prot.
+    [Theory]
+    [InlineData(Prot.None, false, false)]
+    [InlineData(Prot.Read, true, false)]
+    [InlineData(Prot.ReadWrite, true, false)]     // readable; write-protected for COW like every private page at fork
+    public void Fork_DeviceExclusivePageAfterMprotect_ComesBackWithTheVmaProtection(Prot prot, bool readable, bool writable)
+    {
+        using var m = TestMachine.Create();
+        Pte after = default;
+        Errno read = Errno.EIO;
+
+        m.Run(() =>
+        {
+            ulong a = m.MapAnon(1);
+            m.Process.WriteInt32(a, 1);
+            ulong pfn;
+            using (m.Process.Mm.MmapReadLock())
+                Assert.Equal(Errno.Ok, m.Process.Mm.MakeDeviceExclusive(a, new object(), out pfn));
+            m.Kernel.Memory.UnlockPage(pfn);
+            m.Kernel.Memory.PutPage(pfn);
+            Assert.Equal(Errno.Ok, m.Process.Mm.Mprotect(a, Page, prot));
+            m.Process.Fork();
+            after = m.Process.Mm.GetPte(a);
+            read = m.Process.Mm.CopyFromUser(a, new byte[4]);
+        });
+
+        Assert.False(after.IsDeviceExclusive);
+        Assert.Equal(readable, after.IsReadable);
+        Assert.Equal(writable, after.IsWritable);
+        Assert.Equal(readable ? Errno.Ok : Errno.EFAULT, read);
+    }
+
     [Fact]
     public void Fork_ChildWritesAfterFork_ParentSeesOldValue()
     {

@@ -51,8 +51,12 @@ public sealed partial class Mm
                                     continue;
                                 if (pte.IsDeviceExclusive)
                                 {
-                                    // try_restore_exclusive_pte: the parent gets its page back before it is shared.
-                                    pte = Pte.Make(pte.Pfn, pte.IsWritableEntry);
+                                    // try_restore_exclusive_pte: the parent gets its page back before it is shared,
+                                    // with the VMA's protection (vm_page_prot): an mprotect since may have made it
+                                    // read-only or PROT_NONE, which the exclusive entry does not record.
+                                    bool readable = (vma.Flags & VmFlags.Read) != 0;
+                                    bool writable = pte.IsWritableEntry && (vma.Flags & VmFlags.Write) != 0;
+                                    pte = Pte.Make(pte.Pfn, writable).WithAccess(readable, writable);
                                     SetPte(table, a, pte);
                                 }
                                 if (!pte.IsSpecial)
