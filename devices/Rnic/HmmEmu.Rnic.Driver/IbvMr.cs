@@ -24,6 +24,7 @@ public sealed class IbvMr : IMmuIntervalNotifierOps
     private readonly ulong _firstPage;
     private const ulong NotMapped = ulong.MaxValue;   // a _bus slot with no DMA mapping (bus address 0 is the zero page)
     private readonly ulong[] _bus;
+    private int _deregistered;                        // 1 once DEREG_MR completed: the device no longer uses the MTT
     private readonly bool[] _writable;
     private ulong[]? _pinned;
     private MmuIntervalNotifier? _notifier;
@@ -155,6 +156,9 @@ public sealed class IbvMr : IMmuIntervalNotifierOps
             if (!done.IsOk && done.Status != RnicCommandStatus.BadObject)
                 return RnicDevice.ToErrno(done.Status);
         }
+        // From here the device can no longer translate through this MR: an invalidation that runs before the notifier
+        // is gone has nothing to wait for on the device (INVALIDATE_MTT would find no MR), only pages to unmap.
+        Volatile.Write(ref _deregistered, 1);
         Release();
         return Errno.Ok;
     }
@@ -348,13 +352,8 @@ public sealed class IbvMr : IMmuIntervalNotifierOps
             if (lo < 0)
                 return true;
             // The device may be using these translations right now: only after INVALIDATE_MTT completes (its DMA
-            // through them drained) may the pages go back to the CPU.
-            var done = _device.InvalidateMttAndWait(new RnicKey(Lkey), (ulong)lo, (ulong)(hi - lo + 1));
-            if (!done.IsOk && !_device.IsRemoved)
-            {
-                _device.Kernel.Warn($"rnic: INVALIDATE_MTT of MR 0x{Lkey:x8} entries {lo}..{hi} failed ({done.Status}); " +
-                    "the pages are released although the device may still hold their translations.");
-            }
+            // through them drained) may the pages go back to the CPU. Once DEREG_MR completed it cannot: skip it.
+            FlushDeviceTranslations(lo, hi);
             for (int i = lo; i <= hi; i++)
                 Unmap(i);
             Interlocked.Increment(ref _invalidations);
@@ -363,6 +362,21 @@ public sealed class IbvMr : IMmuIntervalNotifierOps
         finally
         {
             _lock.Unlock();
+        }
+    }
+
+    // INVALIDATE_MTT of entries [lo, hi] and wait for the DMA through them to drain; nothing to do once DEREG_MR has
+    // completed (it already made the device drop and drain every translation of this MR). Caller holds _lock.
+    [HmmEmu.Annotations.TlbFlush]
+    private void FlushDeviceTranslations(int lo, int hi)
+    {
+        if (Volatile.Read(ref _deregistered) != 0)
+            return;
+        var done = _device.InvalidateMttAndWait(new RnicKey(Lkey), (ulong)lo, (ulong)(hi - lo + 1));
+        if (!done.IsOk && !_device.IsRemoved)
+        {
+            _device.Kernel.Warn($"rnic: INVALIDATE_MTT of MR 0x{Lkey:x8} entries {lo}..{hi} failed ({done.Status}); " +
+                "the pages are released although the device may still hold their translations.");
         }
     }
 
