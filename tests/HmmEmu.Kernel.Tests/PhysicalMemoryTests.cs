@@ -46,4 +46,38 @@ public sealed class PhysicalMemoryTests
 
         Assert.Equal(mem.TotalPages - 1, (ulong)seen.Count);
     }
+
+    [Fact]
+    public void AllocPage_Order_MostRecentlyFreedFirstThenAscendingNeverUsedFrames()
+    {
+        using var m = TestMachine.Create(ramBytes: 8UL << 20);
+        var mem = m.Kernel.Memory;
+        ulong[] Take(int n)
+        {
+            var got = new ulong[n];
+            for (int i = 0; i < n; i++)
+                Assert.Equal(Errno.Ok, mem.AllocPage(Gfp.Atomic, out got[i]));
+            return got;
+        }
+
+        Assert.Equal([1UL, 2, 3], Take(3));
+        mem.PutPage(2);
+        mem.PutPage(1);
+        Assert.Equal([1UL, 2], Take(2));
+
+        // A block taken beyond the frames handed out so far goes back in place when freed, not on top.
+        Assert.Equal(Errno.Ok, mem.AllocContiguous(2, Gfp.Atomic, out ulong block));
+        Assert.Equal(4UL, block);
+        for (ulong pfn = 4; pfn < 8; pfn++)
+            mem.PutPage(pfn);
+        Assert.Equal([4UL, 5, 6, 7, 8], Take(5));
+
+        // Single-page allocation steps over a block's frames; freed later, they come back most recent first.
+        Assert.Equal(Errno.Ok, mem.AllocContiguous(2, Gfp.Atomic, out block));
+        Assert.Equal(12UL, block);
+        Assert.Equal([9UL, 10, 11, 16], Take(4));
+        mem.PutPage(13);
+        mem.PutPage(12);
+        Assert.Equal([12UL, 13, 17], Take(3));
+    }
 }

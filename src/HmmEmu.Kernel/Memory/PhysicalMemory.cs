@@ -6,8 +6,8 @@ using HmmEmu.Simulation;
 namespace HmmEmu.Kernel.Memory;
 
 /// <summary>
-/// Physical memory: 4 KiB frames numbered by pfn, their metadata (struct page) stored as parallel arrays, and their
-/// bytes in 2 MiB slabs that are allocated on first touch (so a large, mostly unused RAM costs little). Frame 0 is
+/// Physical memory: 4 KiB frames numbered by pfn, their metadata (struct page) in chunks of 512 frames, and their
+/// bytes in 2 MiB slabs, both allocated on first touch (so a large, mostly unused RAM costs little). Frame 0 is
 /// the shared zero page. The allocator's slow path runs direct reclaim, which can invalidate device mappings.
 /// </summary>
 public sealed class PhysicalMemory
@@ -34,17 +34,18 @@ public sealed class PhysicalMemory
 
     private readonly HostKernel _kernel;
     private readonly Lock _zoneLock = new();
-    private readonly int[] _refcount;
-    private readonly int[] _mapcount;
-    private readonly uint[] _flags;
-    private readonly object?[] _owner;
-    private readonly ulong[] _index;
+    // struct page for every pfn (RAM, then device memory), in chunks of SlabPages allocated on first touch: a
+    // machine with 256 MiB of RAM and 1 GiB of device pfns boots without writing metadata for frames it never uses.
+    private readonly Frame[]?[] _frames;
     private readonly byte[]?[] _slabs;
-    private readonly int[] _freeStack;          // free frames, most recently freed on top; may hold stale entries (see _inStack)
-    private readonly bool[] _inStack;           // whether a frame has an entry in _freeStack (then it is not pushed again)
+    // The free list is the stack of freed frames (most recently freed on top) over the never-allocated frames from
+    // _nextFresh up, taken in ascending order. The stack may hold stale entries (see Frame.InStack).
+    private int[] _freeStack = new int[64];
     private int _stackTop;
-    private readonly int[] _lruPrev;
-    private readonly int[] _lruNext;
+    private int _nextFresh = 1;
+    // The reclaim list is circular and doubly linked through the frames, with this sentinel (index TotalPages).
+    private int _lruSentinelPrev;
+    private int _lruSentinelNext;
     private readonly SimWaitQueue _pageLockWait;
     private readonly int _reserve;
     private readonly int _metaCount;
@@ -67,31 +68,26 @@ public sealed class PhysicalMemory
         int all = checked(n + devicePages);
         _metaCount = all;
         _nextDevicePfn = n;
-        _refcount = new int[all];
-        _mapcount = new int[all];
-        _flags = new uint[all];
-        _owner = new object?[all];
-        _index = new ulong[all];
+        _frames = new Frame[]?[(all + SlabPages - 1) >> SlabShift];
         _slabs = new byte[]?[(all + SlabPages - 1) >> SlabShift];
-        _freeStack = new int[n];
-        _inStack = new bool[n];
-        // LRU: a circular doubly-linked list over pfns with a sentinel at index n.
-        _lruPrev = new int[n + 1];
-        _lruNext = new int[n + 1];
-        _lruPrev[n] = _lruNext[n] = n;
+        _lruSentinelPrev = _lruSentinelNext = n;
         _reserve = Math.Max(8, Math.Min(256, n / 128));
         _pageLockWait = new SimWaitQueue(kernel.Scheduler, "page lock");
+        // Every RAM frame but the zero page starts free (see NewChunk); allocation hands them out in ascending order.
+        _freeCount = n - 1;
+    }
 
-        _flags[ZeroPfn] = (uint)(PageFlags.Reserved | PageFlags.Uptodate);
-        _refcount[ZeroPfn] = 1;
-        // Push in descending order so that allocation hands out ascending pfns, deterministically.
-        for (int pfn = n - 1; pfn >= 1; pfn--)
-        {
-            _flags[pfn] = (uint)PageFlags.Free;
-            _freeStack[_stackTop++] = pfn;
-            _inStack[pfn] = true;
-        }
-        _freeCount = _stackTop;
+    // struct page: the metadata of one frame.
+    private struct Frame
+    {
+        public int Refcount;
+        public int Mapcount;
+        public uint Flags;
+        public int LruPrev;
+        public int LruNext;
+        public bool InStack;    // the frame has an entry in _freeStack (then it is not pushed again)
+        public ulong Index;
+        public object? Owner;
     }
 
     /// <summary>Number of RAM frames, including the zero page.</summary>
@@ -191,18 +187,18 @@ public sealed class PhysicalMemory
             {
                 bool free = true;
                 for (int j = b; j < b + count && free; j++)
-                    free = (_flags[j] & (uint)PageFlags.Free) != 0;
+                    free = (M(j).Flags & (uint)PageFlags.Free) != 0;
                 if (!free)
                     continue;
                 // The frames' entries stay in the free stack; single-page allocation skips them (lazy removal).
                 _freeCount -= count;
                 for (int j = b; j < b + count; j++)
                 {
-                    _flags[j] = 0;
-                    _refcount[j] = 1;
-                    _mapcount[j] = 0;
-                    _owner[j] = null;
-                    _index[j] = 0;
+                    M(j).Flags = 0;
+                    M(j).Refcount = 1;
+                    M(j).Mapcount = 0;
+                    M(j).Owner = null;
+                    M(j).Index = 0;
                 }
                 first = (ulong)b;
                 return true;
@@ -219,10 +215,10 @@ public sealed class PhysicalMemory
     {
         while (true)
         {
-            int r = Volatile.Read(ref _refcount[i]);
+            int r = Volatile.Read(ref M(i).Refcount);
             if (r <= 0)
                 return false;
-            if (Interlocked.CompareExchange(ref _refcount[i], r + 1, r) == r)
+            if (Interlocked.CompareExchange(ref M(i).Refcount, r + 1, r) == r)
                 return true;
         }
     }
@@ -232,7 +228,7 @@ public sealed class PhysicalMemory
     {
         if (pfn == ZeroPfn)
             return;
-        int r = Interlocked.Increment(ref _refcount[CheckPfn(pfn)]);
+        int r = Interlocked.Increment(ref M(CheckPfn(pfn)).Refcount);
         if (r <= 1)
             throw new KernelBugException($"get_page on pfn 0x{pfn:x} whose reference count was {r - 1}: the page was already free.");
     }
@@ -243,7 +239,7 @@ public sealed class PhysicalMemory
         if (pfn == ZeroPfn)
             return;
         int i = CheckPfn(pfn);
-        int r = Interlocked.Decrement(ref _refcount[i]);
+        int r = Interlocked.Decrement(ref M(i).Refcount);
         if (r < 0)
             throw new KernelBugException($"put_page on pfn 0x{pfn:x} dropped its reference count below zero.");
         if (r == 0)
@@ -256,28 +252,28 @@ public sealed class PhysicalMemory
     }
 
     /// <summary>The page's reference count (page_ref_count).</summary>
-    public int RefCount(ulong pfn) => Volatile.Read(ref _refcount[CheckPfn(pfn)]);
+    public int RefCount(ulong pfn) => Volatile.Read(ref M(CheckPfn(pfn)).Refcount);
 
     /// <summary>How many page-table entries map the page (page_mapcount).</summary>
-    public int MapCount(ulong pfn) => Volatile.Read(ref _mapcount[CheckPfn(pfn)]);
+    public int MapCount(ulong pfn) => Volatile.Read(ref M(CheckPfn(pfn)).Mapcount);
 
     /// <summary>The page's flags.</summary>
-    public PageFlags Flags(ulong pfn) => (PageFlags)Volatile.Read(ref _flags[CheckPfn(pfn)]);
+    public PageFlags Flags(ulong pfn) => (PageFlags)Volatile.Read(ref M(CheckPfn(pfn)).Flags);
 
     /// <summary>Whether the page has every flag in <paramref name="flags"/>.</summary>
     public bool HasFlags(ulong pfn, PageFlags flags) => (Flags(pfn) & flags) == flags;
 
     /// <summary>Sets flags on the page (atomically).</summary>
-    public void SetFlags(ulong pfn, PageFlags flags) => Interlocked.Or(ref _flags[CheckPfn(pfn)], (uint)flags);
+    public void SetFlags(ulong pfn, PageFlags flags) => Interlocked.Or(ref M(CheckPfn(pfn)).Flags, (uint)flags);
 
     /// <summary>Clears flags on the page (atomically).</summary>
-    public void ClearFlags(ulong pfn, PageFlags flags) => Interlocked.And(ref _flags[CheckPfn(pfn)], ~(uint)flags);
+    public void ClearFlags(ulong pfn, PageFlags flags) => Interlocked.And(ref M(CheckPfn(pfn)).Flags, ~(uint)flags);
 
     /// <summary>The object that owns the page: the address space of an anonymous page, the file of a page-cache page.</summary>
-    public object? Owner(ulong pfn) => Volatile.Read(ref _owner[CheckPfn(pfn)]);
+    public object? Owner(ulong pfn) => Volatile.Read(ref M(CheckPfn(pfn)).Owner);
 
     /// <summary>The page's index within its owner: virtual page number (anon) or file page number (page cache).</summary>
-    public ulong Index(ulong pfn) => Volatile.Read(ref _index[CheckPfn(pfn)]);
+    public ulong Index(ulong pfn) => Volatile.Read(ref M(CheckPfn(pfn)).Index);
 
     /// <summary>The page's 4 KiB of bytes. The span stays valid for the life of the machine; the frame's owner decides who may touch it.</summary>
     public Span<byte> PageBytes(ulong pfn)
@@ -326,7 +322,7 @@ public sealed class PhysicalMemory
     public bool TryLockPage(ulong pfn)
     {
         int i = CheckPfn(pfn);
-        return (Interlocked.Or(ref _flags[i], (uint)PageFlags.Locked) & (uint)PageFlags.Locked) == 0;
+        return (Interlocked.Or(ref M(i).Flags, (uint)PageFlags.Locked) & (uint)PageFlags.Locked) == 0;
     }
 
     /// <summary>Takes the page lock, sleeping while it is held (folio_lock). May sleep.</summary>
@@ -342,7 +338,7 @@ public sealed class PhysicalMemory
     public void UnlockPage(ulong pfn)
     {
         int i = CheckPfn(pfn);
-        uint old = Interlocked.And(ref _flags[i], ~(uint)PageFlags.Locked);
+        uint old = Interlocked.And(ref M(i).Flags, ~(uint)PageFlags.Locked);
         if ((old & (uint)PageFlags.Locked) == 0)
             throw new KernelRuleViolationException($"folio_unlock on pfn 0x{pfn:x}, which is not locked.");
         _pageLockWait.WakeAll();
@@ -351,21 +347,21 @@ public sealed class PhysicalMemory
     internal void SetOwner(ulong pfn, object? owner, ulong index)
     {
         int i = CheckPfn(pfn);
-        Volatile.Write(ref _owner[i], owner);
-        Volatile.Write(ref _index[i], index);
+        Volatile.Write(ref M(i).Owner, owner);
+        Volatile.Write(ref M(i).Index, index);
     }
 
     internal void IncMapCount(ulong pfn)
     {
         if (pfn != ZeroPfn)
-            Interlocked.Increment(ref _mapcount[CheckPfn(pfn)]);
+            Interlocked.Increment(ref M(CheckPfn(pfn)).Mapcount);
     }
 
     internal void DecMapCount(ulong pfn)
     {
         if (pfn == ZeroPfn)
             return;
-        if (Interlocked.Decrement(ref _mapcount[CheckPfn(pfn)]) < 0)
+        if (Interlocked.Decrement(ref M(CheckPfn(pfn)).Mapcount) < 0)
             throw new KernelBugException($"mapcount of pfn 0x{pfn:x} went negative.");
     }
 
@@ -375,15 +371,15 @@ public sealed class PhysicalMemory
         int i = CheckPfn(pfn);
         lock (_zoneLock)
         {
-            if ((_flags[i] & (uint)PageFlags.Lru) != 0)
+            if ((M(i).Flags & (uint)PageFlags.Lru) != 0)
                 return;
             int sentinel = (int)TotalPages;
-            int tail = _lruPrev[sentinel];
-            _lruNext[tail] = i;
-            _lruPrev[i] = tail;
-            _lruNext[i] = sentinel;
-            _lruPrev[sentinel] = i;
-            Interlocked.Or(ref _flags[i], (uint)PageFlags.Lru);
+            int tail = LruPrev(sentinel);
+            LruNext(tail) = i;
+            LruPrev(i) = tail;
+            LruNext(i) = sentinel;
+            LruPrev(sentinel) = i;
+            Interlocked.Or(ref M(i).Flags, (uint)PageFlags.Lru);
             _lruCount++;
         }
     }
@@ -409,17 +405,17 @@ public sealed class PhysicalMemory
             int budget = _lruCount;
             while (taken < victims.Length && budget-- > 0)
             {
-                int i = _lruNext[sentinel];
+                int i = LruNext(sentinel);
                 if (i == sentinel)
                     break;
                 // Rotate to the tail so the next scan starts with other pages.
                 LruRemoveLocked(i);
-                int tail = _lruPrev[sentinel];
-                _lruNext[tail] = i;
-                _lruPrev[i] = tail;
-                _lruNext[i] = sentinel;
-                _lruPrev[sentinel] = i;
-                Interlocked.Or(ref _flags[i], (uint)PageFlags.Lru);
+                int tail = LruPrev(sentinel);
+                LruNext(tail) = i;
+                LruPrev(i) = tail;
+                LruNext(i) = sentinel;
+                LruPrev(sentinel) = i;
+                Interlocked.Or(ref M(i).Flags, (uint)PageFlags.Lru);
                 _lruCount++;
                 if (!TryGetRef(i))
                     continue;
@@ -431,12 +427,12 @@ public sealed class PhysicalMemory
 
     private void LruRemoveLocked(int i)
     {
-        if ((_flags[i] & (uint)PageFlags.Lru) == 0)
+        if ((M(i).Flags & (uint)PageFlags.Lru) == 0)
             return;
-        int p = _lruPrev[i], n = _lruNext[i];
-        _lruNext[p] = n;
-        _lruPrev[n] = p;
-        Interlocked.And(ref _flags[i], ~(uint)PageFlags.Lru);
+        int p = LruPrev(i), n = LruNext(i);
+        LruNext(p) = n;
+        LruPrev(n) = p;
+        Interlocked.And(ref M(i).Flags, ~(uint)PageFlags.Lru);
         _lruCount--;
     }
 
@@ -474,16 +470,23 @@ public sealed class PhysicalMemory
             int i;
             do
             {
-                i = _freeStack[--_stackTop];
-                _inStack[i] = false;
+                if (_stackTop > 0)
+                {
+                    i = _freeStack[--_stackTop];
+                    M(i).InStack = false;
+                }
+                else
+                {
+                    i = _nextFresh++;
+                }
             }
-            while ((_flags[i] & (uint)PageFlags.Free) == 0);   // a stale entry: a contiguous allocation took the frame
+            while ((M(i).Flags & (uint)PageFlags.Free) == 0);   // a stale entry: a contiguous allocation took the frame
             _freeCount--;
-            _flags[i] = 0;
-            _refcount[i] = 1;
-            _mapcount[i] = 0;
-            _owner[i] = null;
-            _index[i] = 0;
+            M(i).Flags = 0;
+            M(i).Refcount = 1;
+            M(i).Mapcount = 0;
+            M(i).Owner = null;
+            M(i).Index = 0;
             pfn = (ulong)i;
             return true;
         }
@@ -491,23 +494,54 @@ public sealed class PhysicalMemory
 
     private void FreeFrame(int i)
     {
-        if (Volatile.Read(ref _mapcount[i]) != 0)
-            throw new KernelBugException($"pfn 0x{i:x} freed while still mapped {_mapcount[i]} time(s).");
+        if (Volatile.Read(ref M(i).Mapcount) != 0)
+            throw new KernelBugException($"pfn 0x{i:x} freed while still mapped {M(i).Mapcount} time(s).");
         lock (_zoneLock)
         {
             LruRemoveLocked(i);
-            if ((_flags[i] & (uint)PageFlags.Free) != 0)
+            if ((M(i).Flags & (uint)PageFlags.Free) != 0)
                 throw new KernelBugException($"pfn 0x{i:x} freed twice.");
-            _flags[i] = (uint)PageFlags.Free;
-            _owner[i] = null;
+            M(i).Flags = (uint)PageFlags.Free;
+            M(i).Owner = null;
             _freeCount++;
-            if (!_inStack[i])
+            // A frame at or above _nextFresh is still in the never-allocated part of the free list.
+            if (!M(i).InStack && i < _nextFresh)
             {
+                if (_stackTop == _freeStack.Length)
+                    Array.Resize(ref _freeStack, _freeStack.Length * 2);
                 _freeStack[_stackTop++] = i;
-                _inStack[i] = true;
+                M(i).InStack = true;
             }
         }
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ref Frame M(int pfn)
+    {
+        var chunk = Volatile.Read(ref _frames[pfn >> SlabShift]) ?? NewChunk(pfn >> SlabShift);
+        return ref chunk[pfn & (SlabPages - 1)];
+    }
+
+    private Frame[] NewChunk(int c)
+    {
+        var fresh = new Frame[SlabPages];
+        int first = c << SlabShift;
+        for (int j = 0; j < SlabPages; j++)
+        {
+            if ((ulong)(first + j) < TotalPages)
+                fresh[j].Flags = (uint)PageFlags.Free;
+        }
+        if (c == 0)
+        {
+            fresh[ZeroPfn].Flags = (uint)(PageFlags.Reserved | PageFlags.Uptodate);
+            fresh[ZeroPfn].Refcount = 1;
+        }
+        return Interlocked.CompareExchange(ref _frames[c], fresh, null) ?? fresh;
+    }
+
+    private ref int LruPrev(int i) => ref i == (int)TotalPages ? ref _lruSentinelPrev : ref M(i).LruPrev;
+
+    private ref int LruNext(int i) => ref i == (int)TotalPages ? ref _lruSentinelNext : ref M(i).LruNext;
 
     private byte[] Slab(int i)
     {
@@ -558,20 +592,20 @@ public sealed class PhysicalMemory
     internal void InitDevicePage(ulong pfn)
     {
         int i = CheckPfn(pfn);
-        if (Interlocked.CompareExchange(ref _refcount[i], 1, 0) != 0)
-            throw new KernelBugException($"device page 0x{pfn:x} handed out while still referenced ({_refcount[i]}).");
-        Volatile.Write(ref _mapcount[i], 0);
-        Volatile.Write(ref _flags[i], (uint)PageFlags.Locked);
-        Volatile.Write(ref _owner[i], null);
+        if (Interlocked.CompareExchange(ref M(i).Refcount, 1, 0) != 0)
+            throw new KernelBugException($"device page 0x{pfn:x} handed out while still referenced ({M(i).Refcount}).");
+        Volatile.Write(ref M(i).Mapcount, 0);
+        Volatile.Write(ref M(i).Flags, (uint)PageFlags.Locked);
+        Volatile.Write(ref M(i).Owner, null);
     }
 
     private void FreeDevicePage(ulong pfn)
     {
         int i = (int)pfn;
-        if (Volatile.Read(ref _mapcount[i]) != 0)
-            throw new KernelBugException($"device pfn 0x{pfn:x} freed while still mapped {_mapcount[i]} time(s).");
-        Volatile.Write(ref _flags[i], (uint)PageFlags.Free);
-        Volatile.Write(ref _owner[i], null);
+        if (Volatile.Read(ref M(i).Mapcount) != 0)
+            throw new KernelBugException($"device pfn 0x{pfn:x} freed while still mapped {M(i).Mapcount} time(s).");
+        Volatile.Write(ref M(i).Flags, (uint)PageFlags.Free);
+        Volatile.Write(ref M(i).Owner, null);
         (RegionOf(pfn) ?? throw new KernelBugException($"device pfn 0x{pfn:x} has no region")).PageFree(pfn);
     }
 
