@@ -69,7 +69,7 @@ public sealed class HostKernel : IDisposable
         get { lock (_lock) return [.. _warnings]; }
     }
 
-    /// <summary>Runs the simulation until quiescent, with <paramref name="main"/> as its first thread. See <see cref="Scheduler.Run"/>.</summary>
+    /// <summary>Runs the simulation until quiescent, with <paramref name="main"/> as its first thread. See <see cref="Scheduler.Run(Action?)"/>.</summary>
     public void Run(Action main) => Scheduler.Run(main);
 
     /// <summary>Creates a process with an empty address space. Its threads are started with <see cref="Process.StartThread"/>.</summary>

@@ -45,12 +45,25 @@ public sealed class Process
     public SimThread StartThread(string name, Action body)
     {
         ArgumentNullException.ThrowIfNull(body);
-        return Kernel.Scheduler.Spawn($"{Name}[{Pid}]/{name}", () =>
-        {
-            TaskContext.For(Kernel).Process = this;
-            body();
-        }, SimThreadKind.User);
+        return Kernel.Scheduler.Spawn($"{Name}[{Pid}]/{name}", WithProcess(body), SimThreadKind.User);
     }
+
+    /// <summary>
+    /// Runs <paramref name="body"/> as a new user thread of this process and the whole simulation until it is
+    /// quiescent: <see cref="StartThread"/> followed by <see cref="Scheduler.Run(Action?)"/>, with the same trace, but the
+    /// calling host thread carries the new thread (no OS thread hand-off in deterministic mode). Host threads only.
+    /// </summary>
+    public void RunThread(string name, Action body)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        Kernel.Scheduler.Run($"{Name}[{Pid}]/{name}", WithProcess(body), SimThreadKind.User);
+    }
+
+    private Action WithProcess(Action body) => () =>
+    {
+        TaskContext.For(Kernel).Process = this;
+        body();
+    };
 
     /// <summary>fork(2): a child whose address space is a copy-on-write copy of this one. May sleep.</summary>
     public Process Fork()

@@ -3,7 +3,7 @@ using System.Text;
 namespace HmmEmu.Simulation;
 
 /// <summary>
-/// Runs one simulated thread at a time. Each thread has its own OS thread, but only the holder of the baton runs;
+/// Runs one simulated thread at a time. Each thread runs on an OS thread of its own (a pooled carrier), but only the holder of the baton runs;
 /// at a yield point, a block or a charge of virtual time it hands the baton to the thread the seeded decision
 /// stream picks. Virtual time advances only when no thread is runnable, to the earliest sleeper's wake time.
 /// </summary>
@@ -23,6 +23,8 @@ internal sealed class DeterministicScheduler : Scheduler
     private volatile bool _aborting;
     private bool _disposed;
     private Exception? _failure;
+    // The thread the host carries in the current Run (Scheduler.Run with a body), if any.
+    private SimThread? _carried;
 
     public DeterministicScheduler(SimulationOptions options) : base(options)
     {
@@ -52,11 +54,15 @@ internal sealed class DeterministicScheduler : Scheduler
     private protected override void WaitForFirstTurn(SimThread thread)
     {
         thread.Baton.Wait();
-        if (_aborting)
+        if (MustAbort(thread))
             throw new SimulationAbortedException();
     }
 
-    private protected override void RunCore(Action? main)
+    // A thread unwinds when the scheduler is disposed, or when it is the host-carried thread of a run that ended
+    // without it (a failure elsewhere, a deadlock): the host must get back to its caller.
+    private bool MustAbort(SimThread me) => _aborting || me.AbortRequested;
+
+    private protected override void RunCore(string? name, Action? main, SimThreadKind kind)
     {
         lock (_gate)
         {
@@ -68,13 +74,13 @@ internal sealed class DeterministicScheduler : Scheduler
             if (_runActive)
                 throw new InvalidOperationException("Scheduler.Run is already running on another host thread.");
         }
-        if (main is not null)
-            Spawn("main", main, SimThreadKind.User);
+        var carried = main is null ? null : CreateThread(name!, main, kind, daemon: false);
 
         SimThread? first;
         lock (_gate)
         {
             _runActive = true;
+            _carried = carried;
             _runDone.Reset();
             first = PickNextLocked(null);
             if (first is null)
@@ -87,6 +93,8 @@ internal sealed class DeterministicScheduler : Scheduler
             }
         }
         first?.Baton.Release();
+        if (carried is not null)
+            Carry(carried);
         _runDone.Wait();
         Exception? failure;
         lock (_gate)
@@ -148,7 +156,7 @@ internal sealed class DeterministicScheduler : Scheduler
         {
             lock (_gate)
             {
-                if (_aborting)
+                if (MustAbort(me))
                     throw new SimulationAbortedException();
                 if (condition(state))
                     return;
@@ -186,8 +194,7 @@ internal sealed class DeterministicScheduler : Scheduler
                 _live.Remove(thread);
                 _runnable.Remove(thread);
                 _failure ??= failure;
-                _runActive = false;
-                _runDone.Set();
+                EndRunLocked();
             }
             return;
         }
@@ -220,7 +227,7 @@ internal sealed class DeterministicScheduler : Scheduler
         SimThread? next;
         lock (_gate)
         {
-            if (_aborting)
+            if (MustAbort(me))
             {
                 if (me.IsFinished)
                     return;
@@ -260,7 +267,7 @@ internal sealed class DeterministicScheduler : Scheduler
         if (me.IsFinished)
             return;
         me.Baton.Wait();
-        if (_aborting)
+        if (MustAbort(me))
             throw new SimulationAbortedException();
     }
 
@@ -350,7 +357,27 @@ internal sealed class DeterministicScheduler : Scheduler
     {
         if (AnyNonDaemonAliveLocked())
             _failure ??= new SimulationDeadlockException(DescribeDeadlockLocked());
+        EndRunLocked();
+    }
+
+    // Ends the run. A host-carried thread still in the simulation (blocked, or never picked) is told to unwind, so
+    // that the host returns to its caller; the other threads stay where they are until Dispose aborts them.
+    private void EndRunLocked()
+    {
         _runActive = false;
+        if (_carried is { IsFinished: false } carried)
+        {
+            carried.AbortRequested = true;
+            try
+            {
+                carried.Baton.Release();
+            }
+            catch (SemaphoreFullException)
+            {
+                // Already signalled: it observes the request when it takes the baton.
+            }
+        }
+        _carried = null;
         _runDone.Set();
     }
 
@@ -393,7 +420,7 @@ internal sealed class DeterministicScheduler : Scheduler
             }
         }
         foreach (var t in threads)
-            t.OsThread?.Join(TimeSpan.FromSeconds(10));
+            t.WaitUnwound(TimeSpan.FromSeconds(10));
         if (disposing)
             _runDone.Dispose();
     }

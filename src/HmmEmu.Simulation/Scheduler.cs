@@ -72,13 +72,21 @@ public abstract class Scheduler : IDisposable
 
     /// <summary>
     /// Creates a simulated thread. In deterministic mode it becomes runnable and first runs when the scheduler picks
-    /// it (inside <see cref="Run"/>); in threaded mode it starts at once.
+    /// it (inside <see cref="Run(Action?)"/>); in threaded mode it starts at once.
     /// </summary>
     /// <param name="name">Name for traces and reports.</param>
     /// <param name="body">The code the thread runs.</param>
     /// <param name="kind">What the thread stands for.</param>
-    /// <param name="daemon">Daemon threads (idle workers) do not keep <see cref="Run"/> from returning.</param>
+    /// <param name="daemon">Daemon threads (idle workers) do not keep <see cref="Run(Action?)"/> from returning.</param>
     public SimThread Spawn(string name, Action body, SimThreadKind kind = SimThreadKind.Kernel, bool daemon = false)
+    {
+        var thread = CreateThread(name, body, kind, daemon);
+        Carriers.Start(thread, ThreadMain);
+        return thread;
+    }
+
+    /// <summary>Creates and registers a thread (id, trace event) without giving it an OS thread to run on.</summary>
+    private protected SimThread CreateThread(string name, Action body, SimThreadKind kind, bool daemon)
     {
         ArgumentException.ThrowIfNullOrEmpty(name);
         ArgumentNullException.ThrowIfNull(body);
@@ -86,14 +94,7 @@ public abstract class Scheduler : IDisposable
         var thread = new SimThread(this, id, name, kind, daemon, body);
         thread.LocalTime = CurrentTime();
         Register(thread);
-        var os = new Thread(() => ThreadMain(thread), maxStackSize: 1 << 20)
-        {
-            IsBackground = true,
-            Name = $"sim T{id} {name}",
-        };
-        thread.OsThread = os;
         Trace.Record(s_spawnEvent, (ulong)id);
-        os.Start();
         return thread;
     }
 
@@ -106,11 +107,33 @@ public abstract class Scheduler : IDisposable
     /// <remarks>Must be called from a host thread, not from a simulated thread.</remarks>
     public void Run(Action? main = null)
     {
+        if (main is null)
+            RunChecked(null, null, SimThreadKind.User);
+        else
+            RunChecked("main", main, SimThreadKind.User);
+    }
+
+    /// <summary>
+    /// Like <see cref="Spawn"/> followed by <see cref="Run(Action?)"/>: <paramref name="body"/> becomes a new simulated thread
+    /// named <paramref name="name"/>, and the simulation runs until it is quiescent. The same ids, decisions and
+    /// trace as the two calls; but in deterministic mode the calling host thread carries the new thread itself, so a
+    /// step that needs no other thread costs no hand-off between OS threads.
+    /// </summary>
+    /// <remarks>Must be called from a host thread, not from a simulated thread.</remarks>
+    public void Run(string name, Action body, SimThreadKind kind = SimThreadKind.User)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        ArgumentNullException.ThrowIfNull(body);
+        RunChecked(name, body, kind);
+    }
+
+    private void RunChecked(string? name, Action? body, SimThreadKind kind)
+    {
         if (t_current is not null)
             throw new InvalidOperationException(
                 $"Scheduler.Run was called from simulated thread '{t_current.Name}'. Run is the host's entry point; " +
                 "inside the simulation, spawn a thread with Scheduler.Spawn and Join it instead.");
-        RunCore(main);
+        RunCore(name, body, kind);
     }
 
     /// <summary>
@@ -146,7 +169,8 @@ public abstract class Scheduler : IDisposable
 
     private protected abstract void Register(SimThread thread);
 
-    private protected abstract void RunCore(Action? main);
+    /// <summary>Runs to quiescence; with a <paramref name="main"/>, first creates it as a thread named <paramref name="name"/>.</summary>
+    private protected abstract void RunCore(string? name, Action? main, SimThreadKind kind);
 
     private protected abstract void WaitForFirstTurn(SimThread thread);
 
@@ -162,6 +186,23 @@ public abstract class Scheduler : IDisposable
     internal abstract void WakeAll(SimWaitQueue queue);
 
     private protected static void SetCurrent(SimThread? thread) => t_current = thread;
+
+    /// <summary>Called by a carrier when its simulated thread has unwound, before it carries another.</summary>
+    internal static void ClearCurrent() => t_current = null;
+
+    /// <summary>Runs <paramref name="thread"/> (created by <see cref="CreateThread"/>) on the calling host thread, as a carrier would.</summary>
+    private protected void Carry(SimThread thread)
+    {
+        try
+        {
+            ThreadMain(thread);
+        }
+        finally
+        {
+            t_current = null;
+            thread.MarkUnwound();
+        }
+    }
 
     private void ThreadMain(SimThread thread)
     {

@@ -2,7 +2,7 @@ namespace HmmEmu.Simulation;
 
 /// <summary>
 /// A scheduled entity of the simulation: a user thread of a simulated process, a kernel worker or a device engine.
-/// Each runs its body on a dedicated OS thread; in deterministic mode only the thread holding the scheduler's baton
+/// Each runs its body on an OS thread of its own while it lives (a pooled carrier); in deterministic mode only the thread holding the scheduler's baton
 /// executes, and it gives the baton back at yield points.
 /// </summary>
 public sealed class SimThread
@@ -30,7 +30,7 @@ public sealed class SimThread
     /// <summary>What the thread stands for.</summary>
     public SimThreadKind Kind { get; }
 
-    /// <summary>Daemon threads (idle workers) do not keep <see cref="Scheduler.Run"/> from returning.</summary>
+    /// <summary>Daemon threads (idle workers) do not keep <see cref="Scheduler.Run(Action?)"/> from returning.</summary>
     public bool IsDaemon { get; }
 
     /// <summary>The current scheduling state.</summary>
@@ -49,11 +49,37 @@ public sealed class SimThread
 
     internal SemaphoreSlim Baton { get; } = new(0, 1);
 
-    internal Thread? OsThread { get; set; }
+    private readonly object _unwoundGate = new();
+    private bool _unwound;
+
+    /// <summary>Called by the carrier once the body and the scheduler's exit bookkeeping have returned.</summary>
+    internal void MarkUnwound()
+    {
+        lock (_unwoundGate)
+        {
+            _unwound = true;
+            Monitor.PulseAll(_unwoundGate);
+        }
+    }
+
+    /// <summary>Waits (host time) until the carrier has left this thread; false on timeout.</summary>
+    internal bool WaitUnwound(TimeSpan timeout)
+    {
+        lock (_unwoundGate)
+        {
+            // Only MarkUnwound pulses, so one wait that is pulsed means unwound.
+            if (!_unwound)
+                Monitor.Wait(_unwoundGate, timeout);
+            return _unwound;
+        }
+    }
 
     internal SimWaitQueue ExitQueue { get; }
 
     internal ulong WakeTime;
+
+    /// <summary>Set when the run this host-carried thread belongs to ended without it: it must unwind.</summary>
+    internal volatile bool AbortRequested;
 
     internal ulong LocalTime;
 

@@ -2,7 +2,7 @@ namespace HmmEmu.Simulation;
 
 /// <summary>
 /// Thrown when no simulated thread can make progress while some non-daemon thread is still waiting: a deadlock
-/// in the simulated system (or a wait outside <see cref="Scheduler.Run"/> that nothing could ever satisfy).
+/// in the simulated system (or a wait outside <see cref="Scheduler.Run(Action?)"/> that nothing could ever satisfy).
 /// </summary>
 public sealed class SimulationDeadlockException : Exception
 {

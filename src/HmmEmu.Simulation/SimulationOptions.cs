@@ -19,7 +19,7 @@ public sealed record SimulationOptions
     public double SwitchProbability { get; init; } = 0.25;
 
     /// <summary>
-    /// Threaded mode: how long <see cref="Scheduler.Run"/> waits for the simulated threads before declaring a hang.
+    /// Threaded mode: how long <see cref="Scheduler.Run(Action?)"/> waits for the simulated threads before declaring a hang.
     /// This is a watchdog on the host, never an input to the simulation.
     /// </summary>
     public TimeSpan ThreadedWatchdog { get; init; } = TimeSpan.FromMinutes(2);

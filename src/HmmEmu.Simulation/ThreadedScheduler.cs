@@ -48,7 +48,7 @@ internal sealed class ThreadedScheduler : Scheduler
 
     private protected override void WaitForFirstTurn(SimThread thread) { }
 
-    private protected override void RunCore(Action? main)
+    private protected override void RunCore(string? name, Action? main, SimThreadKind kind)
     {
         lock (_gate)
         {
@@ -56,8 +56,9 @@ internal sealed class ThreadedScheduler : Scheduler
             if (_failure is not null)
                 throw new InvalidOperationException("An earlier Run of this scheduler failed; create a new machine to run again.", _failure);
         }
+        // The host does not carry main here: it stays free to run the watchdog.
         if (main is not null)
-            Spawn("main", main, SimThreadKind.User);
+            Spawn(name!, main, kind);
         lock (_gate)
         {
             var deadline = Options.ThreadedWatchdog;
@@ -212,6 +213,6 @@ internal sealed class ThreadedScheduler : Scheduler
             threads = [.. _live];
         }
         foreach (var t in threads)
-            t.OsThread?.Join(TimeSpan.FromSeconds(10));
+            t.WaitUnwound(TimeSpan.FromSeconds(10));
     }
 }

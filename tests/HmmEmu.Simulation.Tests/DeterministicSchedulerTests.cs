@@ -270,6 +270,80 @@ public sealed class DeterministicSchedulerTests
     }
 
     [Fact]
+    public void Run_WithBody_TheHostThreadCarriesIt()
+    {
+        using var s = Scheduler.Create(new SimulationOptions { Seed = 5 });
+        int host = Environment.CurrentManagedThreadId, carrier = -1, spawnedOn = -1;
+
+        s.Run(() =>
+        {
+            carrier = Environment.CurrentManagedThreadId;
+            s.Spawn("other", () => spawnedOn = Environment.CurrentManagedThreadId).Join();
+        });
+
+        Assert.Equal(host, carrier);
+        Assert.NotEqual(host, spawnedOn);
+        Assert.Null(Scheduler.CurrentThread);
+    }
+
+    [Fact]
+    public void Run_NamedBody_SameTraceAsSpawnThenRun()
+    {
+        ulong Work(bool carried)
+        {
+            using var s = Scheduler.Create(new SimulationOptions { Seed = 77 });
+            var gate = new SimLock(s, "gate");
+            void Body()
+            {
+                var peer = s.Spawn("peer", () =>
+                {
+                    for (int i = 0; i < 4; i++) { gate.Enter(); s.Charge(50); gate.Exit(); s.Yield(); }
+                });
+                for (int i = 0; i < 4; i++) { gate.Enter(); s.Charge(70); gate.Exit(); s.Yield(); }
+                peer.Join();
+            }
+            s.Spawn("first", () => s.Charge(10));
+            if (carried)
+            {
+                s.Run("body", Body);
+            }
+            else
+            {
+                s.Spawn("body", Body, SimThreadKind.User);
+                s.Run();
+            }
+            return s.Trace.Hash;
+        }
+
+        Assert.Equal(Work(carried: false), Work(carried: true));
+    }
+
+    [Fact]
+    public void Run_OtherThreadFailsWhileCarriedThreadIsBlocked_RethrowsAndReturnsToTheHost()
+    {
+        using var s = Scheduler.Create(new SimulationOptions { Seed = 9 });
+        var never = new SimWaitQueue(s, "never signalled");
+        bool unwound = false;
+
+        var ex = Assert.Throws<FormatException>(() => s.Run("blocked", () =>
+        {
+            s.Spawn("faulty", () => throw new FormatException("peer failed"));
+            try
+            {
+                never.WaitUntil(0, static _ => false);
+            }
+            finally
+            {
+                unwound = true;
+            }
+        }));
+
+        Assert.Equal("peer failed", ex.Message);
+        Assert.True(unwound);
+        Assert.Null(Scheduler.CurrentThread);
+    }
+
+    [Fact]
     public void Create_SwitchProbabilityOutOfRange_ThrowsArgumentOutOfRange()
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => Scheduler.Create(new SimulationOptions { SwitchProbability = 1.5 }));

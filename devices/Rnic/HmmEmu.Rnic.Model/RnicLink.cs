@@ -271,7 +271,7 @@ public sealed class RnicLink : IDisposable
     /// Unplugs the link: stops both workers, dropping every packet still on the wire (counted in
     /// <see cref="RnicLinkStats.Dropped"/>, so <see cref="InFlight"/> returns to 0). Later sends are dropped. May sleep:
     /// from a host thread in deterministic mode it runs the simulation until the workers have exited, so call it
-    /// outside any <see cref="Scheduler.Run"/> on another host thread, or from a simulated thread.
+    /// outside any <see cref="Scheduler.Run(Action?)"/> on another host thread, or from a simulated thread.
     /// </summary>
     public void Dispose()
     {

@@ -12,7 +12,7 @@ namespace HmmEmu.Hardware.Engines;
 /// <remarks>
 /// Every item accepted by <see cref="Post"/> is handled exactly once: run, or aborted when the worker stops in
 /// <see cref="WorkerStopMode.Abort"/> mode. An item refused by <see cref="Post"/> (after a stop) was not accepted and
-/// stays the caller's. The worker thread is a daemon: an idle worker does not keep <see cref="Scheduler.Run"/> from
+/// stays the caller's. The worker thread is a daemon: an idle worker does not keep <see cref="Scheduler.Run(Action?)"/> from
 /// returning.
 /// </remarks>
 /// <typeparam name="T">The work item type.</typeparam>
@@ -146,7 +146,7 @@ public sealed class EngineWorker<T> : IDisposable
 
     /// <summary>
     /// Stops the worker, aborting queued items, and waits for it. From a host thread in deterministic mode this runs
-    /// the simulation (<see cref="Scheduler.Run"/>) until the worker has exited, so it must not race a Run on another
+    /// the simulation (<see cref="Scheduler.Run(Action?)"/>) until the worker has exited, so it must not race a Run on another
     /// host thread. Does nothing more if the scheduler was already disposed.
     /// </summary>
     public void Dispose()

@@ -5,7 +5,7 @@ namespace HmmEmu.Kernel.Locking;
 /// <summary>
 /// Per-thread kernel state (the parts of task_struct and preempt_count the lock checker needs): which locks the
 /// thread holds, whether it is in atomic, interrupt or non-blockable context, and which process it belongs to.
-/// One instance per (OS thread, kernel); every simulated thread runs on its own OS thread.
+/// One instance per (simulated thread, kernel): an OS thread carries one simulated thread at a time, then the next.
 /// </summary>
 internal sealed class TaskContext
 {
@@ -57,7 +57,7 @@ internal sealed class TaskContext
     public static TaskContext For(HostKernel kernel)
     {
         var t = t_current;
-        if (t is not null && ReferenceEquals(t.Kernel, kernel))
+        if (t is not null && ReferenceEquals(t.Kernel, kernel) && ReferenceEquals(t.Thread, Scheduler.CurrentThread))
             return t;
         t = new TaskContext(kernel);
         t_current = t;

@@ -251,13 +251,16 @@ public sealed class CoherenceSystem : IDisposable
     {
         OpenContexts(commands);
         var outcomes = new CommandOutcome[commands.Length];
-        for (int i = 0; i < commands.Length; i++)
+        for (int i = 0; i < commands.Length - 1; i++)
         {
             int index = i;
             var c = commands[i];
             ProcessOf(c.Process).StartThread($"cmd{i}", () => outcomes[index] = c.Execute(this));
         }
-        Kernel.Scheduler.Run();
+        // The last command's thread is carried by this host thread (same trace as one more StartThread and a Run).
+        int last = commands.Length - 1;
+        var lastCommand = commands[last];
+        ProcessOf(lastCommand.Process).RunThread($"cmd{last}", () => outcomes[last] = lastCommand.Execute(this));
         return outcomes;
     }
 
@@ -303,10 +306,7 @@ public sealed class CoherenceSystem : IDisposable
             _pendingExits.Clear();
         }
         foreach (int id in exits)
-        {
-            ProcessOf(id).StartThread("exit", () => ExitProcess(id));
-            Kernel.Scheduler.Run();
-        }
+            ProcessOf(id).RunThread("exit", () => ExitProcess(id));
     }
 
     private bool HasTranslations(int process)
@@ -424,8 +424,7 @@ public sealed class CoherenceSystem : IDisposable
                 if (_processes[id] is null)
                     continue;
                 int pid = id;
-                ProcessOf(pid).StartThread("exit", () => ExitProcess(pid));
-                Kernel.Scheduler.Run();
+                ProcessOf(pid).RunThread("exit", () => ExitProcess(pid));
             }
         }
         catch (Exception e) when (e is KernelRuleViolationException or KernelBugException or SimulationDeadlockException or InvalidOperationException)
