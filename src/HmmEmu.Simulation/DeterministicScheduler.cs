@@ -16,6 +16,7 @@ internal sealed class DeterministicScheduler : Scheduler
     private readonly List<SimThread> _runnable = [];
     private readonly PriorityQueue<SimThread, (ulong Wake, long Order)> _sleepers = new();
     private readonly SimRandom _decisions;
+    private readonly List<int> _decisionLog = [];
     private readonly ManualResetEventSlim _runDone = new(false);
     private long _sleepOrder;
     private ulong _now;
@@ -34,6 +35,15 @@ internal sealed class DeterministicScheduler : Scheduler
     }
 
     internal override bool IsAborting => _aborting;
+
+    public override IReadOnlyList<int> Decisions
+    {
+        get
+        {
+            lock (_gate)
+                return [.. _decisionLog];
+        }
+    }
 
     internal override ulong CurrentTime() => Volatile.Read(ref _now);
 
@@ -290,21 +300,34 @@ internal sealed class DeterministicScheduler : Scheduler
         {
             next = _runnable[0];
         }
-        else if (mine >= 0)
+        else
         {
-            if (!_decisions.Chance(Options.SwitchProbability))
+            // A choice point. Decision 0 keeps the current thread (or takes the lowest id); d > 0 takes the d-th other.
+            int decision;
+            if (Options.Schedule is { } script)
             {
-                next = me!;
+                decision = script[_decisionLog.Count];
+                if (decision >= count)
+                    decision = 0;
+            }
+            else if (mine >= 0)
+            {
+                decision = _decisions.Chance(Options.SwitchProbability) ? 1 + _decisions.NextInt(count - 1) : 0;
             }
             else
             {
-                int pick = _decisions.NextInt(count - 1);
-                next = _runnable[pick >= mine ? pick + 1 : pick];
+                decision = _decisions.NextInt(count);
             }
-        }
-        else
-        {
-            next = _runnable[_decisions.NextInt(count)];
+            _decisionLog.Add(decision);
+            if (mine >= 0)
+            {
+                int pick = decision - 1;
+                next = decision == 0 ? me! : _runnable[pick >= mine ? pick + 1 : pick];
+            }
+            else
+            {
+                next = _runnable[decision];
+            }
         }
         _runnable.Remove(next);
         return next;

@@ -61,6 +61,13 @@ public abstract class Scheduler : IDisposable
     /// <summary>The virtual-time cost model.</summary>
     public TimingModel Timing => Options.Timing;
 
+    /// <summary>
+    /// Deterministic mode: the decision taken at each choice point so far, in order (see <see cref="ScheduleScript"/>
+    /// for their meaning; <see cref="ScheduleScript.FromLog"/> turns them into a script that replays this run).
+    /// Empty in threaded mode.
+    /// </summary>
+    public virtual IReadOnlyList<int> Decisions => [];
+
     /// <summary>Whether the calling thread is one of this scheduler's simulated threads.</summary>
     public bool IsSimulatedThread => t_current is { } t && ReferenceEquals(t.Scheduler, this);
 

@@ -19,6 +19,12 @@ public sealed record SimulationOptions
     public double SwitchProbability { get; init; } = 0.25;
 
     /// <summary>
+    /// Deterministic mode: when set, the scheduler takes its choices from this script instead of drawing them from
+    /// the seed (the seed still drives every other random stream). Used to replay and shrink an interleaving.
+    /// </summary>
+    public ScheduleScript? Schedule { get; init; }
+
+    /// <summary>
     /// Threaded mode: how long <see cref="Scheduler.Run(Action?)"/> waits for the simulated threads before declaring a hang.
     /// This is a watchdog on the host, never an input to the simulation.
     /// </summary>
@@ -26,5 +32,5 @@ public sealed record SimulationOptions
 
     /// <inheritdoc />
     public override string ToString() =>
-        $"seed={Seed} mode={Mode} switch-probability={SwitchProbability}";
+        $"seed={Seed} mode={Mode} switch-probability={SwitchProbability}" + (Schedule is null ? "" : $" schedule={Schedule}");
 }

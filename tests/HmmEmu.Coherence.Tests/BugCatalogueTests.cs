@@ -1,4 +1,5 @@
 using HmmEmu.Coherence.Tests.Bugs;
+using HmmEmu.Simulation;
 using HmmEmu.Testing.Coherence;
 using Xunit.Abstractions;
 
@@ -57,5 +58,26 @@ public sealed class BugCatalogueTests(ITestOutputHelper output)
 
         Assert.NotEmpty(replay.Problems);
         Assert.Contains(f.Invariants[0], string.Join(" ", replay.Problems), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("driver:SkipReadRetry")]
+    [InlineData("kernel:RemoveSkipsCallbackWait")]
+    public void Check_CaughtBug_InterleavingShrunkToAOneMinimalScheduleThatStillFails(string name)
+    {
+        var bug = BugCatalogue.Get(name);
+        var f = CoherenceSuite.Check(bug.Config, cases: 300, maxCommands: 30, swarm: false, replay: (11, 13)).Failure!;
+        output.WriteLine(f.ToString());
+        string rule = f.Invariants[0];
+        bool Breaks(ScheduleScript s) =>
+            CoherenceSuite.Replay(f.Config with { Schedule = s }, f.Commands).Problems.Any(p => p.Contains(rule, StringComparison.Ordinal));
+
+        var schedule = Assert.IsType<ScheduleScript>(f.Schedule);
+        Assert.True(f.ChoicePoints >= schedule.Count);
+        Assert.True(Breaks(schedule), "the shrunk schedule no longer breaks " + rule);
+        // One-minimal: every forced switch left is needed.
+        foreach (int index in schedule.Forced.Keys)
+            Assert.False(Breaks(schedule.Without([index])), $"forced switch {index} was not needed");
+        Assert.Contains("forced switch(es): " + schedule, f.ToString(), StringComparison.Ordinal);
     }
 }

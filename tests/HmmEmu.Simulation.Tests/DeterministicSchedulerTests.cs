@@ -343,6 +343,61 @@ public sealed class DeterministicSchedulerTests
         Assert.Null(Scheduler.CurrentThread);
     }
 
+    private static string YieldingPair(SimulationOptions options, out IReadOnlyList<int> decisions)
+    {
+        using var s = Scheduler.Create(options);
+        var order = new System.Text.StringBuilder();
+        s.Run(() =>
+        {
+            var a = s.Spawn("A", () => { for (int i = 0; i < 5; i++) { order.Append('A'); s.Yield(); } });
+            var b = s.Spawn("B", () => { for (int i = 0; i < 5; i++) { order.Append('B'); s.Yield(); } });
+            a.Join();
+            b.Join();
+        });
+        decisions = s.Decisions;
+        return order.ToString();
+    }
+
+    [Fact]
+    public void Schedule_Empty_NoPreemption()
+    {
+        Assert.Equal("AAAAABBBBB", YieldingPair(new SimulationOptions { Seed = 4, Schedule = ScheduleScript.Empty }, out _));
+    }
+
+    [Fact]
+    public void Schedule_OneForcedSwitch_SwitchesThereOnly()
+    {
+        // Choice point 0: main blocks in Join, A and B runnable (0 takes A). Choice point 1: A's first yield (1 switches to B).
+        var script = ScheduleScript.Parse("1:1");
+
+        Assert.Equal("ABBBBBAAAA", YieldingPair(new SimulationOptions { Seed = 4, Schedule = script }, out _));
+    }
+
+    [Fact]
+    public void Schedule_RecordedLogOfASeededRun_ReplaysItExactly()
+    {
+        var seeded = new SimulationOptions { Seed = 31, SwitchProbability = 0.5 };
+        string order = YieldingPair(seeded, out var log);
+
+        string replayed = YieldingPair(seeded with { Schedule = ScheduleScript.FromLog(log) }, out var replayLog);
+
+        Assert.Equal(order, replayed);
+        Assert.Equal(log, replayLog);
+        Assert.NotEqual("AAAAABBBBB", order);   // the seed did preempt, so the script had work to do
+    }
+
+    [Fact]
+    public void Schedule_ParseOfToString_RoundTrips()
+    {
+        var script = new ScheduleScript([new(40, 1), new(12, 2), new(7, 0)]);
+
+        Assert.Equal("12:2,40:1", script.ToString());
+        Assert.Equal("12:2,40:1", ScheduleScript.Parse(script.ToString()).ToString());
+        Assert.Equal("none", ScheduleScript.Parse("none").ToString());
+        Assert.Equal("40:1", script.Without([12]).ToString());
+        Assert.Throws<FormatException>(() => ScheduleScript.Parse("12=2"));
+    }
+
     [Fact]
     public void Create_SwitchProbabilityOutOfRange_ThrowsArgumentOutOfRange()
     {

@@ -371,17 +371,21 @@ public sealed class PhysicalMemory
         int i = CheckPfn(pfn);
         lock (_zoneLock)
         {
-            if ((M(i).Flags & (uint)PageFlags.Lru) != 0)
-                return;
-            int sentinel = (int)TotalPages;
-            int tail = LruPrev(sentinel);
-            LruNext(tail) = i;
-            LruPrev(i) = tail;
-            LruNext(i) = sentinel;
-            LruPrev(sentinel) = i;
-            Interlocked.Or(ref M(i).Flags, (uint)PageFlags.Lru);
-            _lruCount++;
+            if ((M(i).Flags & (uint)PageFlags.Lru) == 0)
+                LruAddTailLocked(i);
         }
+    }
+
+    private void LruAddTailLocked(int i)
+    {
+        int sentinel = (int)TotalPages;
+        int tail = LruPrev(sentinel);
+        LruNext(tail) = i;
+        LruPrev(i) = tail;
+        LruNext(i) = sentinel;
+        LruPrev(sentinel) = i;
+        Interlocked.Or(ref M(i).Flags, (uint)PageFlags.Lru);
+        _lruCount++;
     }
 
     /// <summary>Removes a page from the reclaim list if it is on it.</summary>
@@ -410,13 +414,7 @@ public sealed class PhysicalMemory
                     break;
                 // Rotate to the tail so the next scan starts with other pages.
                 LruRemoveLocked(i);
-                int tail = LruPrev(sentinel);
-                LruNext(tail) = i;
-                LruPrev(i) = tail;
-                LruNext(i) = sentinel;
-                LruPrev(sentinel) = i;
-                Interlocked.Or(ref M(i).Flags, (uint)PageFlags.Lru);
-                _lruCount++;
+                LruAddTailLocked(i);
                 if (!TryGetRef(i))
                     continue;
                 victims[taken++] = (ulong)i;

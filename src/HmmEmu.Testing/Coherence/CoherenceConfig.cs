@@ -1,4 +1,5 @@
 using HmmEmu.Kernel;
+using HmmEmu.Simulation;
 
 namespace HmmEmu.Testing.Coherence;
 
@@ -104,6 +105,12 @@ public sealed record CoherenceConfig
     /// <summary>Test-only kernel bugs switched on (the bug catalogue); None for a real run.</summary>
     public KernelMutant Mutants { get; init; }
 
+    /// <summary>
+    /// When set, the simulation takes its scheduling choices from this script instead of the seed (a shrunk
+    /// counterexample's interleaving; see <see cref="CoherenceFailure.Schedule"/>). Null for a seeded run.
+    /// </summary>
+    public ScheduleScript? Schedule { get; init; }
+
     /// <summary>Most devices of the target on one machine.</summary>
     public const int MaxDevices = 4;
 
@@ -145,5 +152,5 @@ public sealed record CoherenceConfig
     /// <inheritdoc />
     public override string ToString() =>
         $"target={Target.Name} seed={Seed} devices={Devices}{string.Concat(Companions.Select(c => "+" + c.Name))} kinds={(Kinds == CommandKinds.All ? "all" : Kinds.ToString())}" +
-        (Mutants == KernelMutant.None ? "" : $" kernel-mutants={Mutants}");
+        (Mutants == KernelMutant.None ? "" : $" kernel-mutants={Mutants}") + (Schedule is null ? "" : $" schedule={Schedule}");
 }

@@ -1,3 +1,4 @@
+using HmmEmu.Simulation;
 using System.Text;
 
 namespace HmmEmu.Testing.Coherence;
@@ -34,6 +35,16 @@ public sealed record CoherenceReport(CoherenceConfig Config, int Cases, Coherenc
 /// <param name="Swarm">Whether the run used swarm configurations.</param>
 public sealed record CoherenceFailure(CoherenceConfig Config, IReadOnlyList<CoherenceCommand> Commands, IReadOnlyList<string> Problems, int Shrinks, (ulong Seed, ulong Gamma) Replay, int MaxCommands = 40, bool Swarm = false)
 {
+    /// <summary>
+    /// The shrunk interleaving: the scheduling script (forced switches) that still breaks the same rule with the
+    /// shrunk commands, after the seed's decisions were replaced by "no switch" wherever the failure did not need
+    /// them; null if it was not shrunk. Replay with <c>Config with { Schedule = Schedule }</c>.
+    /// </summary>
+    public ScheduleScript? Schedule { get; init; }
+
+    /// <summary>The scheduler's choice points in the seeded run of the shrunk commands (what <see cref="Schedule"/> was shrunk from).</summary>
+    public int ChoicePoints { get; init; }
+
     /// <summary>The broken invariants' names (e.g. "INV-1", "rule") found in the problems, in order of first appearance.</summary>
     public IReadOnlyList<string> Invariants =>
         [.. Problems.SelectMany(p => p.Split(' ', ':', '(', ';'))
@@ -52,6 +63,12 @@ public sealed record CoherenceFailure(CoherenceConfig Config, IReadOnlyList<Cohe
         sb.AppendLine("broken:");
         foreach (var p in Problems)
             sb.Append("  ").AppendLine(p);
+        if (Schedule is not null)
+        {
+            sb.Append("interleaving: ").Append(ChoicePoints).Append(" scheduler choice point(s) in the seeded run; the failure needs ")
+              .Append(Schedule.Count).Append(" forced switch(es): ").Append(Schedule)
+              .Append(" (CoherenceSuite.Replay(config with { Schedule = ScheduleScript.Parse(\"").Append(Schedule).AppendLine("\") }, the commands above))");
+        }
         if (CoherenceTargets.DeviceList(Config) is { } devices)
         {
             sb.Append("replay: dotnet run --project src/HmmEmu.Cli -- explore --devices ")
@@ -76,4 +93,8 @@ public sealed record CoherenceFailure(CoherenceConfig Config, IReadOnlyList<Cohe
 /// <param name="Problems">What broke (empty if nothing).</param>
 /// <param name="TraceHash">The simulation's trace hash at the end (INV-18: same seed and commands, same hash).</param>
 /// <param name="Counters">The run's precondition counters.</param>
-public sealed record ReplayResult(int Steps, IReadOnlyList<string> Problems, ulong TraceHash, CoherenceCounters Counters);
+public sealed record ReplayResult(int Steps, IReadOnlyList<string> Problems, ulong TraceHash, CoherenceCounters Counters)
+{
+    /// <summary>The scheduler's decision at each choice point of the run (<see cref="ScheduleScript.FromLog"/> replays it).</summary>
+    public IReadOnlyList<int> Decisions { get; init; } = [];
+}

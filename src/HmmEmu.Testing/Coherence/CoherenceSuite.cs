@@ -1,5 +1,6 @@
 using FsCheck;
 using FsCheck.Experimental;
+using HmmEmu.Simulation;
 using Microsoft.FSharp.Collections;
 using Microsoft.FSharp.Core;
 
@@ -19,9 +20,10 @@ public static class CoherenceSuite
 
     /// <summary>
     /// Runs <paramref name="cases"/> generated cases (FsCheck seed <paramref name="replay"/> if given, else a fresh
-    /// one) and returns the result, shrunk if a case failed.
+    /// one) and returns the result, shrunk if a case failed: the command list by FsCheck, then (unless
+    /// <paramref name="shrinkSchedule"/> is false) the interleaving by <see cref="ShrinkSchedule"/>.
     /// </summary>
-    public static CoherenceReport Check(CoherenceConfig config, int cases = 100, int maxCommands = 40, bool swarm = true, (ulong Seed, ulong Gamma)? replay = null)
+    public static CoherenceReport Check(CoherenceConfig config, int cases = 100, int maxCommands = 40, bool swarm = true, (ulong Seed, ulong Gamma)? replay = null, bool shrinkSchedule = true)
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(cases);
@@ -31,7 +33,7 @@ public static class CoherenceSuite
         if (replay is (ulong seed, ulong gamma))
             fsConfig = fsConfig.WithReplay(FSharpOption<Replay>.Some(new Replay(new Rnd(seed, gamma), FSharpOption<int>.None)));
         FsCheck.Check.One(fsConfig, machine.ToProperty());
-        return runner.Report(config, machine.Counters, maxCommands, swarm);
+        return runner.Report(config, machine.Counters, maxCommands, swarm, shrinkSchedule);
     }
 
     /// <summary>
@@ -53,10 +55,54 @@ public static class CoherenceSuite
             steps++;
             var v = system.Step(c);
             if (v.Count > 0)
-                return new ReplayResult(steps, [.. v.Select(x => $"{c}: {x}")], system.TraceHash, system.Counters);
+                return new ReplayResult(steps, [.. v.Select(x => $"{c}: {x}")], system.TraceHash, system.Counters) { Decisions = system.Kernel.Scheduler.Decisions };
         }
         var leaks = system.TearDown();
-        return new ReplayResult(steps, leaks, system.TraceHash, system.Counters);
+        return new ReplayResult(steps, leaks, system.TraceHash, system.Counters) { Decisions = system.Kernel.Scheduler.Decisions };
+    }
+
+    /// <summary>
+    /// Shrinks the interleaving of a failing command list after the list itself: replays it seeded, turns the
+    /// scheduler's decisions into a script, and drops forced switches (halves, then quarters, … then one at a
+    /// time) while the replay still breaks <paramref name="rule"/> (an invariant name such as "INV-7", or "rule").
+    /// Returns the script and the number of choice points of the seeded run, or null if the seeded replay does not
+    /// break the rule. At most <paramref name="budget"/> replays.
+    /// </summary>
+    public static (ScheduleScript Schedule, int ChoicePoints)? ShrinkSchedule(CoherenceConfig config, IReadOnlyList<CoherenceCommand> commands, string rule, int budget = 200)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(commands);
+        ArgumentException.ThrowIfNullOrEmpty(rule);
+        bool Breaks(ScheduleScript? s) => Replay(config with { Schedule = s }, commands).Problems.Any(p => p.Contains(rule, StringComparison.Ordinal));
+        var seeded = Replay(config with { Schedule = null }, commands);
+        if (!seeded.Problems.Any(p => p.Contains(rule, StringComparison.Ordinal)))
+            return null;
+        var script = ScheduleScript.FromLog(seeded.Decisions);
+        if (!Breaks(script))
+            return null;    // cannot happen in a deterministic simulation; reported as not shrunk rather than wrong
+        for (int chunk = Math.Max(1, script.Count / 2); script.Count > 0 && budget > 0; chunk = Math.Max(1, chunk / 2))
+        {
+            bool dropped = false;
+            var keys = script.Forced.Keys.ToList();
+            for (int start = 0; start < keys.Count && budget > 0;)
+            {
+                var candidate = script.Without(keys.Skip(start).Take(chunk));
+                budget--;
+                if (Breaks(candidate))
+                {
+                    script = candidate;
+                    keys = [.. script.Forced.Keys];
+                    dropped = true;
+                }
+                else
+                {
+                    start += chunk;
+                }
+            }
+            if (chunk == 1 && !dropped)
+                break;
+        }
+        return (script, seeded.Decisions.Count);
     }
 
     /// <summary>Generates a command list from <paramref name="seed"/> without running it (for replays and determinism checks).</summary>
@@ -95,7 +141,7 @@ public static class CoherenceSuite
 
         public void OnFinished(string name, TestResult testResult) => _result = testResult;
 
-        public CoherenceReport Report(CoherenceConfig config, CoherenceCounters counters, int maxCommands, bool swarm)
+        public CoherenceReport Report(CoherenceConfig config, CoherenceCounters counters, int maxCommands, bool swarm, bool shrinkSchedule)
         {
             switch (_result)
             {
@@ -110,8 +156,10 @@ public static class CoherenceSuite
                     var labels = f.Item1.Labels.Where(l => l != "ok").ToList();
                     if (f.Item4 is Outcome.Failed exn)
                         labels.Add(exn.Item.Message);
-                    return new CoherenceReport(config, f.Item1.NumberOfTests,
-                        new CoherenceFailure(failedConfig, commands, labels, f.Item1.NumberOfShrinks, (f.Item5.Seed, f.Item5.Gamma), maxCommands, swarm), counters);
+                    var failure = new CoherenceFailure(failedConfig, commands, labels, f.Item1.NumberOfShrinks, (f.Item5.Seed, f.Item5.Gamma), maxCommands, swarm);
+                    if (shrinkSchedule && failure.Invariants is [var rule, ..] && ShrinkSchedule(failedConfig, commands, rule) is var (schedule, points))
+                        failure = failure with { Schedule = schedule, ChoicePoints = points };
+                    return new CoherenceReport(config, f.Item1.NumberOfTests, failure, counters);
                 default:
                     throw new InvalidOperationException("FsCheck finished without a result.");
             }

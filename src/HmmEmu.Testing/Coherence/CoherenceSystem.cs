@@ -27,7 +27,8 @@ public sealed class CoherenceSystem : IDisposable
         ArgumentNullException.ThrowIfNull(config);
         config.Validate();
         Config = config;
-        var options = KernelOptions.For(config.Seed) with { Mutants = config.Mutants };
+        var seeded = KernelOptions.For(config.Seed);
+        var options = seeded with { Mutants = config.Mutants, Simulation = seeded.Simulation with { Schedule = config.Schedule } };
         Kernel = new HostKernel(options);
         Kernel.Trace.AddListener(Counters);
         _devices = new IMirrorTargetDevice[config.TotalDevices];
