@@ -16,13 +16,15 @@ internal static class ExploreCommand
     private const ulong Gamma = 0x9E37_79B9_7F4A_7C15UL;
 
     internal const string Usage = """
-        usage: hmmemu explore [--seed S] [--cases N] [--steps N] [--devices D[,D..]] [--swarm]
+        usage: hmmemu explore [--seed S] [--cases N | --minutes M] [--steps N] [--devices D[,D..]] [--swarm]
                               [--bug KERNEL-MUTANT[,..]] [--shard K/N] [--replay SEED,GAMMA] [--json FILE]
                hmmemu explore merge FILE...
           Model-based random testing of our drivers against the kernel: CPU, device and concurrent commands,
           invariants checked after every step, shrinking to a minimal failing sequence. Exits 1 on a failure.
           --devices lists the machine's devices (default mirror): mirror, gpu, nic. The leading run of one kind
           is the driver under test, the rest are companions on the same machine (mirror,mirror or nic,gpu,mirror).
+          --minutes runs cases (seed, seed+1, ...) until M minutes have passed, for nightly long runs; the cases
+          run are printed and written to --json, and each replays from its seed like any other.
           --bug switches on kernel mutants (the catalogue's kernel bugs): NarrowNotifierSeq, OomReapIgnoresRefusal,
           MadviseSkipsInvalidateEnd, ForkSkipsInvalidation, MprotectSkipsInvalidation, RemoveSkipsCallbackWait.
         """;
@@ -38,6 +40,7 @@ internal static class ExploreCommand
         var mutants = KernelMutant.None;
         (ulong, ulong)? replay = null;
         string? json = null;
+        double minutes = 0;
         for (int i = 1; i < args.Length; i++)
         {
             string? Value() => i + 1 < args.Length ? args[++i] : null;
@@ -74,6 +77,9 @@ internal static class ExploreCommand
                         return Fail("--replay takes SEED,GAMMA as printed by a failure.");
                     replay = (rs, rg);
                     break;
+                case "--minutes" when double.TryParse(Value(), NumberStyles.Float, CultureInfo.InvariantCulture, out minutes) && minutes > 0:
+                    cases = int.MaxValue;
+                    break;
                 case "--json":
                     json = Value() ?? "";
                     break;
@@ -91,11 +97,15 @@ internal static class ExploreCommand
             return Fail($"--devices: {e.Message}");
         }
         Console.WriteLine($"exploring target={config.Target.Name} devices={devices}{(mutants == KernelMutant.None ? "" : $" kernel-mutants={mutants}")}{(swarm ? " swarm" : "")} with " +
-            (replay is null ? $"{cases} case(s) of up to {steps} commands (case i: FsCheck seed {seed}+i), shard {shard}/{shards}" : $"the replayed run of up to {cases} case(s)"));
+            (replay is not null ? $"the replayed run of up to {cases} case(s)"
+                : $"{(minutes > 0 ? $"cases for {minutes} minute(s)" : $"{cases} case(s)")} of up to {steps} commands (case i: FsCheck seed {seed}+i), shard {shard}/{shards}"));
         var total = new CoherenceCounters();
         int run = 0;
         CoherenceFailure? failure = null;
-        for (int i = 0; i < (replay is null ? cases : 1) && failure is null; i++)
+        // Host time only bounds the campaign (--minutes) and reports its speed; it never reaches the simulation.
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var budget = minutes > 0 ? TimeSpan.FromMinutes(minutes) : TimeSpan.MaxValue;
+        for (int i = 0; i < (replay is null ? cases : 1) && failure is null && clock.Elapsed < budget; i++)
         {
             if (replay is null && i % shards != shard)
                 continue;
@@ -105,10 +115,18 @@ internal static class ExploreCommand
             run++;
             failure = report.Failure;
             if (!Console.IsOutputRedirected)
-                Console.Write($"\r[{new string('#', 30 * (i + 1) / cases),-30}] {i + 1}/{cases} cases");
+            {
+                Console.Write(minutes > 0
+                    ? $"\r{run} cases, {clock.Elapsed:hh\\:mm\\:ss} of {budget:hh\\:mm\\:ss}"
+                    : $"\r[{new string('#', (int)(30L * (i + 1) / cases)),-30}] {i + 1}/{cases} cases");
+            }
+            else if (run % 1000 == 0)
+            {
+                Console.WriteLine($"{run} cases, {clock.Elapsed:hh\\:mm\\:ss}");
+            }
         }
         Console.WriteLine();
-        Console.WriteLine($"{run} case(s) run, {(failure is null ? "all passed" : "FAILED")}");
+        Console.WriteLine($"{run} case(s) run in {clock.Elapsed:hh\\:mm\\:ss} ({run / Math.Max(clock.Elapsed.TotalSeconds, 1e-3):F1} cases/s), {(failure is null ? "all passed" : "FAILED")}");
         foreach (var (k, v) in total.Counts)
             Console.WriteLine($"  {k,-50} {v,10}");
         if (failure is not null)
