@@ -115,6 +115,12 @@ public sealed partial class GpuContext : IMmuIntervalNotifierOps
         }
     }
 
+    /// <summary>The fence value of the last command launched on this context (0 before the first).</summary>
+    public ulong LaunchedFence => Interlocked.Read(ref _submitted);
+
+    /// <summary>The fence value the device has written for this context: every command up to it has finished.</summary>
+    public ulong CompletedFence => _device.FenceValue(Id);
+
     /// <summary>A snapshot of the counters.</summary>
     public GpuContextStats Stats => new(
         Interlocked.Read(ref _launches), Interlocked.Read(ref _faults), Interlocked.Read(ref _faultGroups),

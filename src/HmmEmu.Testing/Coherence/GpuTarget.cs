@@ -53,6 +53,8 @@ public sealed class GpuTarget : IMirrorTarget
 
     private sealed class Device(PciBus bus, GpuModel model, GpuDriver driver) : IMirrorTargetDevice, IDisposable
     {
+        private readonly List<GpuContext> _opened = [];
+        private readonly List<string> _problems = [];
         private bool _removed;
 
         public GpuModel Model => model;
@@ -85,14 +87,48 @@ public sealed class GpuTarget : IMirrorTarget
         // hardware context left stalled, does not hold yet: a context whose cancelled fault its user already saw can
         // stay stalled until it is closed. Likely cause, not yet confirmed: the model's Cancel ignores a context that is
         // not stalled at that moment, e.g. one retrying after another fault's replay. See docs/coherence.md, "Not yet".)
+        // INV-12 at quiescence: every command launched on a context that has not failed has finished (its fence was
+        // written), and no fence went past what was launched; plus what the commands themselves saw (Note).
         public IEnumerable<string> QuiescentProblems()
         {
+            lock (_problems)
+            {
+                foreach (var p in _problems)
+                    yield return p;
+                _problems.Clear();
+            }
             if (_removed)
                 yield break;
             var bar = model.Bar0;
             ulong get = bar.Read(GpuRegisters.FaultGet, 4), put = bar.Read(GpuRegisters.FaultPut, 4);
             if (get != put)
                 yield return $"INV-13 (faults answered): the fault buffer still holds records (get {get}, put {put}) nobody drained";
+            GpuContext[] opened;
+            lock (_opened)
+                opened = [.. _opened.Where(c => !c.IsClosed)];
+            foreach (var c in opened)
+            {
+                ulong launched = c.LaunchedFence, completed = c.CompletedFence;
+                if (completed > launched)
+                    yield return $"INV-12 (honest status): {c} reached fence {completed}, past the last command launched ({launched})";
+                else if (completed < launched && c.Error.IsOk)
+                    yield return $"INV-12 (work terminates): {c} is at fence {completed} of {launched} at quiescence, with no error: launched work never finished";
+            }
+        }
+
+        public void Opened(GpuContext context)
+        {
+            lock (_opened)
+            {
+                _opened.RemoveAll(c => c.IsClosed);
+                _opened.Add(context);
+            }
+        }
+
+        public void Note(string problem)
+        {
+            lock (_problems)
+                _problems.Add(problem);
         }
 
         public void Dispose()
@@ -122,6 +158,7 @@ public sealed class GpuTarget : IMirrorTarget
             if (err != Errno.Ok)
                 throw new InvalidOperationException($"opening a GPU context failed with {err}");
             _gpu[slot] = gpu;
+            device.Opened(gpu!);
         }
 
         // Takes a free slot; a slot whose context stopped on an error gets a fresh context first.
@@ -144,7 +181,10 @@ public sealed class GpuTarget : IMirrorTarget
         private Errno Run(int slot, Func<GpuContext, GpuFence> launch)
         {
             var gpu = _gpu[slot]!;
-            var status = gpu.Wait(launch(gpu));
+            var fence = launch(gpu);
+            var status = gpu.Wait(fence);
+            if (status.IsOk && gpu.CompletedFence < fence.Value)
+                device.Note($"INV-12 (honest status): {gpu} reported success for fence {fence.Value} at fence {gpu.CompletedFence}");
             return status.Error switch
             {
                 GpuContextError.None => Errno.Ok,

@@ -65,7 +65,13 @@ public sealed class RnicTarget : IMirrorTarget
     private sealed class Device(HostKernel kernel, PciBus bus, RnicLink link, RnicModel nicA, RnicModel nicB, RnicDriver driver)
         : IMirrorTargetDevice, IDisposable
     {
+        private readonly CompletionLedger _ledgerA = new("NIC A");
+        private readonly CompletionLedger _ledgerB = new("NIC B");
+
         public HostKernel Kernel => kernel;
+
+        /// <summary>Work requests on NIC A: each must complete exactly once (INV-12).</summary>
+        public CompletionLedger LedgerA => _ledgerA;
 
         /// <summary>The NIC whose DMA reaches the tracked pages through the ODP MR.</summary>
         public RnicModel ModelB => nicB;
@@ -91,9 +97,18 @@ public sealed class RnicTarget : IMirrorTarget
         public void Remove() => bus.UnregisterDriver(driver);
 
         // INV-13 at quiescence: every page fault of either NIC answered (RESUME), so no QP is left waiting on one.
-        public IEnumerable<string> QuiescentProblems() =>
-            new[] { nicA, nicB }.SelectMany(nic => nic.PendingFaults().Select(f =>
-                $"INV-13 (faults answered): NIC port {nic.Address} QP {f.Qp} still waits on a {f.Side.ToString().ToLowerInvariant()} page fault nobody answered"));
+        // INV-12 at quiescence: NIC A wrote exactly one completion per work request posted on it, and NIC B (the
+        // responder of RDMA READ, WRITE and atomics, which complete on the requester) none.
+        public IEnumerable<string> QuiescentProblems()
+        {
+            foreach (var nic in new[] { nicA, nicB })
+            {
+                foreach (var f in nic.PendingFaults())
+                    yield return $"INV-13 (faults answered): NIC port {nic.Address} QP {f.Qp} still waits on a {f.Side.ToString().ToLowerInvariant()} page fault nobody answered";
+            }
+            foreach (var p in _ledgerA.Problems(nicA.Stats.Completions).Concat(_ledgerB.Problems(nicB.Stats.Completions)))
+                yield return p;
+        }
 
         public void Dispose()
         {
@@ -234,7 +249,14 @@ public sealed class RnicTarget : IMirrorTarget
                 s.Failed = true;
                 return Errno.EIO;
             }
+            device.LedgerA.Posted();
             var cqe = WaitCompletion(s.CqA!);
+            if (cqe.WrId != (ulong)slot || cqe.QpNumber != s.QpA!.QpNum)
+            {
+                device.LedgerA.Note($"the completion of WR {slot} on QP {s.QpA!.QpNum} names WR {cqe.WrId} on QP {cqe.QpNumber}");
+                s.Failed = true;
+                return Errno.EIO;
+            }
             if (cqe.Status == RnicWcStatus.Success)
                 return Errno.Ok;
             s.Failed = true;
