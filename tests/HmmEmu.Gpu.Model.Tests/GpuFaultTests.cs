@@ -290,4 +290,34 @@ public sealed class GpuFaultTests
         Assert.All(stalled, s => Assert.Equal(GpuContextState.Stalled, s));
         Assert.Equal(0u, putAfterReplay);      // 4 records written into a 2-entry buffer: index 4 mod 4 (wrap bit)
     }
+
+    [Fact]
+    public void UnansweredStalls_StalledContext_ListedUntilReplayOrCancelIsWritten()
+    {
+        using var m = GpuTestMachine.Create(SchedulerMode.Deterministic);
+        IReadOnlyList<int> whileStalled = [], afterReplay = [1], afterSecondFault = [], afterCancel = [1];
+
+        m.Run(() =>
+        {
+            m.Start();
+            m.CreateContext(3);
+            ulong fence = m.Launch(3, GpuKernel.Fill, Va, 16, 1);      // unmapped: stalls
+            m.WaitFor(() => m.State(3) == GpuContextState.Stalled, "the stall");
+            whileStalled = m.Model.UnansweredStalls();
+            m.DrainFaults();
+            m.W32(FaultReplay, 1);
+            afterReplay = m.Model.UnansweredStalls();                  // answered, even before the engine retries
+            m.WaitFor(() => m.FaultPut == 2, "the fault again after the replay");
+            afterSecondFault = m.Model.UnansweredStalls();
+            m.DrainFaults();
+            m.W32(FaultCancel, 3);
+            afterCancel = m.Model.UnansweredStalls();
+            m.WaitFence(fence, "the cancelled command's fence");
+        });
+
+        Assert.Equal([3], whileStalled);
+        Assert.Empty(afterReplay);
+        Assert.Equal([3], afterSecondFault);
+        Assert.Empty(afterCancel);
+    }
 }

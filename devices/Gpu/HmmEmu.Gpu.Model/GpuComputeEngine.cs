@@ -129,6 +129,24 @@ internal sealed class GpuComputeEngine : IDisposable
         Kick();
     }
 
+    /// <summary>
+    /// The contexts stalled on a fault that no FAULT_REPLAY or FAULT_CANCEL written since has answered, in id order.
+    /// A context whose answer is written but not yet acted on (the engine is still busy in virtual time) is not one.
+    /// </summary>
+    public IReadOnlyList<int> UnansweredStalls()
+    {
+        var stalled = new List<int>();
+        lock (_lock)
+        {
+            foreach (var c in _contexts)
+            {
+                if (c.Stalled && !c.CancelRequested && c.StallGeneration == Interlocked.Read(ref _replayGeneration))
+                    stalled.Add(c.Id);
+            }
+        }
+        return stalled;
+    }
+
     /// <summary>CTX_CONTROL.VALID changed (driver write). Never sleeps.</summary>
     public void SetValid(int context, bool valid, ulong ptBase)
     {

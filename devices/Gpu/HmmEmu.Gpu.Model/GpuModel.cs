@@ -438,6 +438,14 @@ public sealed class GpuModel : IPciDevice, IMmio, IDmaInterruptSink, IDisposable
             BadRegister(FaultGet);
     }
 
+    /// <summary>
+    /// The contexts stalled on a replayable fault that the driver has not answered (no FAULT_REPLAY or FAULT_CANCEL
+    /// since the fault), in id order. At quiescence a correct driver leaves none (every fault answered, INV-13); a
+    /// context whose answer is written but not yet acted on does not count. For debuggers and coherence checkers;
+    /// never sleeps.
+    /// </summary>
+    public IReadOnlyList<int> UnansweredStalls() => _compute.UnansweredStalls();
+
     private void OnFaultReplay() => _compute.Replay();
 
     private void OnFaultCancel(uint context)

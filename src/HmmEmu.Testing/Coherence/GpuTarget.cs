@@ -83,10 +83,9 @@ public sealed class GpuTarget : IMirrorTarget
             _removed = true;
         }
 
-        // INV-13 at quiescence, first half: every fault record drained from the fault buffer. (The second half, no
-        // hardware context left stalled, does not hold yet: a context whose cancelled fault its user already saw can
-        // stay stalled until it is closed. Likely cause, not yet confirmed: the model's Cancel ignores a context that is
-        // not stalled at that moment, e.g. one retrying after another fault's replay. See docs/coherence.md, "Not yet".)
+        // INV-13 at quiescence: every fault record drained from the fault buffer, and no hardware context stalled on a
+        // fault that no replay or cancel answered. (A context can still show STALLED at quiescence with its cancel
+        // written: the run ends when only daemon threads are left, even one still busy in virtual time.)
         // INV-12 at quiescence: every command launched on a context that has not failed has finished (its fence was
         // written), and no fence went past what was launched; plus what the commands themselves saw (Note).
         public IEnumerable<string> QuiescentProblems()
@@ -106,6 +105,8 @@ public sealed class GpuTarget : IMirrorTarget
             GpuContext[] opened;
             lock (_opened)
                 opened = [.. _opened.Where(c => !c.IsClosed)];
+            foreach (int id in model.UnansweredStalls())
+                yield return $"INV-13 (faults answered): GPU hardware context {id} is stalled on a fault that no replay or cancel answered";
             foreach (var c in opened)
             {
                 ulong launched = c.LaunchedFence, completed = c.CompletedFence;
