@@ -86,6 +86,64 @@ public sealed class GpuCoherenceTests(ITestOutputHelper output)
         Assert.Equal(commands.Count, result.Steps);
     }
 
+    [Fact]
+    public void Gpu_ResetWhileACancelledFaultIsPending_CloseStillReturns()
+    {
+        // Found by the first device-reset commands (simulation seed 1382995701097869919): the read's fault is
+        // cancelled (the context's sticky error is FaultCancelled) and the reset discards the command before the engine
+        // acts on the cancel. The driver recorded the lost work only as a DeviceReset error, which does not replace the
+        // first one, so closing the context at exit waited forever for fences the reset had discarded.
+        IReadOnlyList<CoherenceCommand> commands =
+        [
+            new DeviceRead(0, 0, 21, 3),
+            new Concurrent(new DeviceReset(0, 0), new Munmap(0, 18, 1)),
+        ];
+
+        var result = CoherenceSuite.Replay(new CoherenceConfig { Target = new GpuTarget(), Seed = 1382995701097869919 }, commands);
+
+        Assert.Empty(result.Problems);
+        Assert.Equal(commands.Count, result.Steps);
+        Assert.Equal(1, result.Counters.Counts[CoherenceCounters.DeviceResets]);
+    }
+
+    [Fact]
+    public void Gpu_ResetWhileAFailedContextCloses_CloseStillReturns()
+    {
+        // Found by the device-reset commands (simulation seed 4243704604309779584): the second write replaces the
+        // context whose fault the first one's cancel left pending; the reset discards that context's command while its
+        // Close waits for the fence. Reset recovery marked lost work only on contexts still open, so the Close waited
+        // forever.
+        IReadOnlyList<CoherenceCommand> commands =
+        [
+            new Concurrent(new DeviceWrite(0, 0, 3, 4, 5), new DeviceReset(0, 0)),
+            new Concurrent(new DeviceWrite(0, 0, 8, 2, 7), new DeviceReset(0, 0)),
+        ];
+
+        var result = CoherenceSuite.Replay(new CoherenceConfig { Target = new GpuTarget(), Seed = 4243704604309779584 }, commands);
+
+        Assert.Empty(result.Problems);
+        Assert.Equal(commands.Count, result.Steps);
+    }
+
+    [Fact]
+    public void Gpu_ResetDuringAMigrationCopy_BothFinish()
+    {
+        // Found by the device-reset commands (simulation seed 2085085101129155181): the migration's copy held the copy
+        // engine's lock while it waited for descriptors the reset had discarded, and reset recovery needed that lock to
+        // reprogram the engine. A copy now gives up (EIO) once recovery is under way.
+        IReadOnlyList<CoherenceCommand> commands =
+        [
+            new Concurrent(new MmapSlot(0, 1, 5, Prot.Read), new CpuWrite(0, 8, 0, 5)),
+            new Concurrent(new MigrateToSystem(0, 0, 10, 4), new DeviceRead(0, 0, 10, 4)),
+            new Concurrent(new DeviceReset(0, 0), new MigrateToSystem(0, 0, 12, 3)),
+        ];
+
+        var result = CoherenceSuite.Replay(new CoherenceConfig { Target = new GpuTarget(), Seed = 2085085101129155181 }, commands);
+
+        Assert.Empty(result.Problems);
+        Assert.Equal(commands.Count, result.Steps);
+    }
+
     [Theory]
     [InlineData("gpu", "gpu", 1, "")]
     [InlineData("gpu,gpu,mirror", "gpu", 2, "mirror")]

@@ -101,4 +101,26 @@ public sealed class RnicCoherenceTests(ITestOutputHelper output)
         Assert.Empty(result.Problems);
         Assert.Equal(commands.Count, result.Steps);
     }
+
+    [Fact]
+    public void Rnic_CloseRacingAnExclusiveGrab_InvalidationWaitsForTheDeregistration()
+    {
+        // Found by the 33-minute long run after 17 161 cases: the close's DEREG_MR took the MR while an invalidation
+        // (the mirror making pages 18+2 exclusive) was about to flush it. INVALIDATE_MTT then found no MR, and the
+        // driver warned that the device might still hold the translations. It now waits for DEREG_MR's answer, which
+        // the device sends only after the MR's DMA drained.
+        IReadOnlyList<CoherenceCommand> commands =
+        [
+            new MmapSlot(0, 2, 5, Prot.ReadWrite),
+            new Concurrent(new DeviceRead(0, 1, 18, 2), new DeviceRead(0, 0, 18, 2)),
+            new DeviceRead(0, 0, 16, 4),
+            new Concurrent(new DeviceExclusive(0, 2, 18, 2), new Reopen(0, 0)),
+        ];
+        var config = CoherenceTargets.Parse("nic,gpu,mirror") with { Seed = 317499263949297844 };
+
+        var result = CoherenceSuite.Replay(config, commands);
+
+        Assert.Empty(result.Problems);
+        Assert.Equal(commands.Count, result.Steps);
+    }
 }

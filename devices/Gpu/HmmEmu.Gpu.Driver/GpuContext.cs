@@ -35,6 +35,7 @@ public sealed partial class GpuContext : IMmuIntervalNotifierOps
     private readonly WorkItem _teardown;
     private readonly KMutex _launchLock;              // orders Launch against Close and reset recovery
     private ulong _submitted;                         // last fence value submitted; written under _launchLock
+    private ulong _lostToReset;                       // fences up to this value were discarded by a reset (never written)
     private int _closed;
     private int _closeFinished;
     private int _mmGone;
@@ -265,7 +266,7 @@ public sealed partial class GpuContext : IMmuIntervalNotifierOps
     // A reset discards work without writing its fences: a context it failed will never see them.
     private bool AllFencesDone() =>
         _device.FenceValue(Id) >= Interlocked.Read(ref _submitted) || _device.IsRemoved
-        || _device.ResetGeneration != Volatile.Read(ref _resetSeen) || Error.Error == GpuContextError.DeviceReset;
+        || _device.ResetGeneration != Volatile.Read(ref _resetSeen) || Interlocked.Read(ref _lostToReset) >= Interlocked.Read(ref _submitted);
 
     /// <summary>Whether <paramref name="fence"/> has been reached (or the context stopped).</summary>
     public bool IsDone(GpuFence fence) =>
@@ -376,12 +377,19 @@ public sealed partial class GpuContext : IMmuIntervalNotifierOps
     {
         using (_launchLock.Scoped())
         {
+            // Lost work: its fences will never be written. Recorded apart from the sticky error, which may already hold
+            // an earlier failure (a cancelled fault) that DeviceReset does not replace, and for a closing context too
+            // (its Close waits for those fences).
+            ulong submitted = Interlocked.Read(ref _submitted);
+            bool lost = _device.FenceValue(Id) < submitted;
+            if (lost)
+                Interlocked.Exchange(ref _lostToReset, submitted);
             if (IsClosed)
             {
                 Volatile.Write(ref _resetSeen, generation);
                 return;
             }
-            if (_device.FenceValue(Id) < Interlocked.Read(ref _submitted))
+            if (lost)
                 SetError(new GpuStatus(GpuContextError.DeviceReset, 0, "the GPU was reset while this context had work queued or running; that work is lost."));
             else if (Error.IsOk)
                 Validate();

@@ -160,6 +160,6 @@ internal sealed class GpuCopyEngine
     {
         var bar = _device.Bar;
         return bar.Read32(CeCqTail) == target || (bar.Read64(CeSqStatus) & 0x3) > 1 || (bar.Read64(CeCqStatus) & 0x3) > 1
-               || _device.ResetGeneration != generation || _device.IsQuiesced;
+               || _device.ResetGeneration != generation || _device.IsQuiesced || _device.IsResetting;
     }
 }

@@ -376,6 +376,13 @@ public sealed class GpuDevice
     /// <summary>The reset generation (changes when a reset completes).</summary>
     internal int ResetGeneration => Volatile.Read(ref _resetGeneration);
 
+    /// <summary>
+    /// Reset recovery is under way: the engines were stopped and their work discarded, so nothing a waiter waits for
+    /// will complete until the new generation is published. A copy waiting on its descriptors gives up (EIO) and lets
+    /// recovery reprogram the copy engine.
+    /// </summary>
+    internal bool IsResetting => Volatile.Read(ref _resetting) != 0;
+
     // ---- TLB invalidation ------------------------------------------------------------------------------------------
 
     /// <summary>
@@ -492,6 +499,7 @@ public sealed class GpuDevice
             Volatile.Write(ref _resetting, 1);
         _bar.Write32(Control, 0);
         WaitQuiet();
+        _events.WakeUpAll();    // a copy waiting for descriptors the reset discarded gives up and releases the copy engine
         var live = new List<GpuContext>();
         using (_contextsLock.Scoped())
         {

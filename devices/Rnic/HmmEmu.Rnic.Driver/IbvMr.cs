@@ -25,6 +25,7 @@ public sealed class IbvMr : IMmuIntervalNotifierOps
     private const ulong NotMapped = ulong.MaxValue;   // a _bus slot with no DMA mapping (bus address 0 is the zero page)
     private readonly ulong[] _bus;
     private int _deregistered;                        // 1 once DEREG_MR completed: the device no longer uses the MTT
+    private Completion? _deregIssued;                 // set when DEREG_MR is sent; completed when it has been answered
     private readonly bool[] _writable;
     private ulong[]? _pinned;
     private MmuIntervalNotifier? _notifier;
@@ -152,7 +153,10 @@ public sealed class IbvMr : IMmuIntervalNotifierOps
     {
         if (Lkey != 0)
         {
+            var issued = new Completion(_device.Kernel, "rnic dereg_mr");
+            Volatile.Write(ref _deregIssued, issued);
             var done = _device.Execute(RnicCommand.DeregMr(0, new RnicKey(Lkey)));
+            issued.CompleteAll();
             if (!done.IsOk && done.Status != RnicCommandStatus.BadObject)
                 return RnicDevice.ToErrno(done.Status);
         }
@@ -373,6 +377,13 @@ public sealed class IbvMr : IMmuIntervalNotifierOps
         if (Volatile.Read(ref _deregistered) != 0)
             return;
         var done = _device.InvalidateMttAndWait(new RnicKey(Lkey), (ulong)lo, (ulong)(hi - lo + 1));
+        if (done.Status == RnicCommandStatus.BadObject && Volatile.Read(ref _deregIssued) is { } dereg)
+        {
+            // A DEREG_MR racing this invalidation took the MR first: the device drops the MR's translations and drains
+            // its DMA before answering it, so once it is answered nothing of this range is in use any more.
+            dereg.Wait();
+            return;
+        }
         if (!done.IsOk && !_device.IsRemoved)
         {
             _device.Kernel.Warn($"rnic: INVALIDATE_MTT of MR 0x{Lkey:x8} entries {lo}..{hi} failed ({done.Status}); " +

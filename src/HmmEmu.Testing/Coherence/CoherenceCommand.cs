@@ -38,6 +38,13 @@ public abstract record CoherenceCommand
     /// <summary>Applies the command's effects, given what it observed, to <paramref name="memory"/>.</summary>
     public abstract void Apply(IdealMemory memory, CommandOutcome outcome);
 
+    /// <summary>
+    /// Whether this command, run concurrently with <paramref name="other"/>, may make it fail with
+    /// <paramref name="otherOutcome"/> (a device reset aborts its device's work). Such an outcome is marked
+    /// <see cref="CommandOutcome.Aborted"/>.
+    /// </summary>
+    public virtual bool Aborts(CoherenceCommand other, CommandOutcome otherOutcome) => false;
+
     /// <summary>Reads the tracked words of <paramref name="count"/> pages out of a page buffer.</summary>
     protected static ulong[] TrackedWords(ReadOnlySpan<byte> pages, int count)
     {
@@ -78,6 +85,10 @@ public abstract record CoherenceCommand
     /// <summary>Expects success exactly when <paramref name="allowed"/>: an INV-9 problem if it succeeded without permission, a plain one if it failed with it.</summary>
     protected void ExpectAllowed(bool allowed, CommandOutcome outcome, Expectations e, string rule)
     {
+        ArgumentNullException.ThrowIfNull(outcome);
+        ArgumentNullException.ThrowIfNull(e);
+        if (outcome.Aborted)
+            return;
         if (allowed && outcome.Err != Errno.Ok)
             e.Fail("errno", $"{this} failed with {outcome.Err} although {rule} allows it");
         else if (!allowed && outcome.Err == Errno.Ok)

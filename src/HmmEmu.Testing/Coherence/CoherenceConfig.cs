@@ -64,8 +64,11 @@ public enum CommandKinds
     /// <summary>Two commands on two threads at once, interleaved by the seeded scheduler.</summary>
     Concurrent = 1 << 17,
 
+    /// <summary>Reset of a device while it is in use (targets with <see cref="MirrorCapabilities.Reset"/>).</summary>
+    DeviceReset = 1 << 18,
+
     /// <summary>Every kind.</summary>
-    All = (1 << 18) - 1,
+    All = (1 << 19) - 1,
 }
 
 /// <summary>
@@ -145,6 +148,8 @@ public sealed record CoherenceConfig
                 k &= ~CommandKinds.Exclusive;
             if ((caps & MirrorCapabilities.Atomics) == 0)
                 k &= ~CommandKinds.DeviceAtomic;
+            if ((caps & MirrorCapabilities.Reset) == 0)
+                k &= ~CommandKinds.DeviceReset;
             return k;
         }
     }

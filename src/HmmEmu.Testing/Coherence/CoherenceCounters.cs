@@ -42,6 +42,9 @@ public sealed class CoherenceCounters : ITraceListener
     /// <summary>Device translations checked against the CPU page tables (INV-1).</summary>
     public const string TranslationsChecked = "device translations checked";
 
+    /// <summary>Device resets run (each aborts the device's work in flight).</summary>
+    public const string DeviceResets = "device resets";
+
     /// <summary>The counts, by name.</summary>
     public IReadOnlyDictionary<string, long> Counts => _counts;
 

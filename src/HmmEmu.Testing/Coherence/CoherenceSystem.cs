@@ -116,6 +116,13 @@ public sealed class CoherenceSystem : IDisposable
         }
     }
 
+    /// <summary>Resets device <paramref name="device"/> (<see cref="MirrorCapabilities.Reset"/>). Runs on a process thread; may sleep.</summary>
+    public void ResetDevice(int device)
+    {
+        Counters.Add(CoherenceCounters.DeviceResets);
+        _devices[device].Reset();
+    }
+
     /// <summary>exit(2) of model process <paramref name="id"/>: its mirrors close (as its files would), then its address space goes.</summary>
     public void ExitProcess(int id)
     {
@@ -221,6 +228,10 @@ public sealed class CoherenceSystem : IDisposable
         var outcomes = Execute([pair.A, pair.B]);
         CoherenceCommand a = pair.A, b = pair.B;
         CommandOutcome oa = outcomes[0], ob = outcomes[1];
+        if (b.Aborts(a, oa))
+            oa = oa with { Aborted = true };
+        if (a.Aborts(b, ob))
+            ob = ob with { Aborted = true };
         var m0 = Memory;
         var ma = m0.Clone();
         a.Apply(ma, oa);
@@ -431,6 +442,7 @@ public sealed class CoherenceSystem : IDisposable
         catch (Exception e) when (e is KernelRuleViolationException or KernelBugException or SimulationDeadlockException or InvalidOperationException)
         {
             violations.Add($"rule: {e.GetType().Name} at teardown: {e.Message}");
+            Broken = true;
             return violations;
         }
         DrainCloseProblems(violations);
@@ -446,6 +458,7 @@ public sealed class CoherenceSystem : IDisposable
         catch (Exception e) when (e is KernelRuleViolationException or KernelBugException or SimulationDeadlockException or InvalidOperationException)
         {
             violations.Add($"rule: {e.GetType().Name} at device removal: {e.Message}");
+            Broken = true;
             return violations;
         }
         if (Kernel.Warnings.Count > _warnings)

@@ -95,6 +95,7 @@ public static class CommandGenerator
             Add(CommandKinds.OomKill, 1, from p in Gen.Elements(forked) select (CoherenceCommand)new OomKill(p));
         }
         Add(CommandKinds.Reopen, 1, from p in proc from d in dev select (CoherenceCommand)new Reopen(p, d));
+        Add(CommandKinds.DeviceReset, 1, from p in proc from d in DeviceWith(MirrorCapabilities.Reset) select (CoherenceCommand)new DeviceReset(p, d));
         if (list.Count == 0)
             list.Add((1, Gen.Constant<CoherenceCommand>(new MmapSlot(0, 0, Layout.PagesPerSlot, Prot.ReadWrite))));
         return list;
@@ -127,6 +128,8 @@ public static class CommandGenerator
         AddGen(CommandKinds.MigrateToDevice, from d in dev select (CoherenceCommand)new MigrateToDevice(p, d, f, n));
         AddGen(CommandKinds.MigrateToSystem, from d in dev select (CoherenceCommand)new MigrateToSystem(p, d, f, n));
         Add(CommandKinds.CpuWrite, new CpuWrite(p, f, 0, tag));
+        if (a is DeviceCommand { Device: var ad } && (m.Config.CapabilitiesOf(ad) & MirrorCapabilities.Reset) != 0)
+            Add(CommandKinds.DeviceReset, new DeviceReset(p, ad));
         Add(CommandKinds.Fork, new Fork(p, m.Processes.Length));
         if (p > 0)
             Add(CommandKinds.OomKill, new OomKill(p));

@@ -8,6 +8,12 @@ namespace HmmEmu.Testing.Coherence;
 /// <param name="Previous">The old value an atomic returned (null when the device does not return it).</param>
 public sealed record CommandOutcome(Errno Err, ulong[]? Words = null, long? Previous = null)
 {
+    /// <summary>
+    /// Set by the system when the command failed because a concurrent command aborted it (a reset of its device): the
+    /// failure is allowed, and whatever it was doing may or may not have taken effect.
+    /// </summary>
+    public bool Aborted { get; init; }
+
     /// <summary>Success without data.</summary>
     public static CommandOutcome Ok { get; } = new(Errno.Ok);
 

@@ -228,8 +228,14 @@ public sealed record DeviceAtomicAdd(int P, int Device, int Page, int Delta) : D
     /// <inheritdoc />
     public override void Apply(IdealMemory memory, CommandOutcome outcome)
     {
+        ArgumentNullException.ThrowIfNull(memory);
+        ArgumentNullException.ThrowIfNull(outcome);
         if (outcome.Err != Errno.Ok)
+        {
+            if (outcome.Aborted)
+                memory.MaybeAddToEach(P, Page, 0, Delta);   // the reset may have come after the add
             return;
+        }
         if (outcome.Previous is long previous)
             memory.Set(P, Page, 0, (ulong)(previous + Delta));
         else
@@ -268,4 +274,47 @@ public sealed record Reopen(int P, int Device) : DeviceCommand(P, Device, 0, 0)
 
     /// <inheritdoc />
     public override string ToString() => $"{Who}.close()";
+}
+
+/// <summary>
+/// Resets device <c>Device</c> while processes use it (issued from a thread of process <c>P</c>): its work in flight
+/// is aborted. A device command of the same device running concurrently may fail (<see cref="CommandOutcome.Aborted"/>);
+/// everything else must hold as before: translations justified (INV-1), faults answered (INV-13), aborted work
+/// accounted for (INV-12), no lost writes (INV-7).
+/// </summary>
+public sealed record DeviceReset(int P, int Device) : DeviceCommand(P, Device, 0, 0)
+{
+    /// <inheritdoc />
+    public override CommandKinds Kind => CommandKinds.DeviceReset;
+
+    /// <inheritdoc />
+    public override (int First, int Count)? Pages => null;
+
+    /// <inheritdoc />
+    protected override MirrorCapabilities Needs => MirrorCapabilities.Reset;
+
+    /// <inheritdoc />
+    public override CommandOutcome Execute(CoherenceSystem system)
+    {
+        ArgumentNullException.ThrowIfNull(system);
+        system.ResetDevice(Device);
+        return CommandOutcome.Ok;
+    }
+
+    /// <inheritdoc />
+    public override void Expect(IdealMemory memory, CommandOutcome outcome, Expectations expectations)
+    {
+    }
+
+    /// <inheritdoc />
+    public override void Apply(IdealMemory memory, CommandOutcome outcome)
+    {
+    }
+
+    /// <inheritdoc />
+    public override bool Aborts(CoherenceCommand other, CommandOutcome otherOutcome) =>
+        other is DeviceCommand d && d.Device == Device && otherOutcome is { Err: not Errno.Ok };
+
+    /// <inheritdoc />
+    public override string ToString() => $"dev{Device}.reset() from P{P}";
 }

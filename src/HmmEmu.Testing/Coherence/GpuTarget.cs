@@ -32,7 +32,7 @@ public sealed class GpuTarget : IMirrorTarget
     public string Name => "gpu";
 
     /// <inheritdoc />
-    public MirrorCapabilities Capabilities => MirrorCapabilities.Migrate | MirrorCapabilities.Atomics;
+    public MirrorCapabilities Capabilities => MirrorCapabilities.Migrate | MirrorCapabilities.Atomics | MirrorCapabilities.Reset;
 
     /// <inheritdoc />
     public IMirrorTargetDevice CreateDevice(HostKernel kernel, int unit)
@@ -72,6 +72,9 @@ public sealed class GpuTarget : IMirrorTarget
                 context.OpenSlot(slot);
             return context;
         }
+
+        // GpuDevice.Reset: an engine reset; contexts with unfinished work fail with DeviceReset (replaced on next use).
+        public void Reset() => Gpu.Reset();
 
         public void Remove()
         {

@@ -44,6 +44,12 @@ public enum MirrorCapabilities
     /// the old value an atomic returns is still checked against the model.
     /// </summary>
     BusAtomics = 1 << 3,
+
+    /// <summary>
+    /// The device can be reset while in use (<see cref="IMirrorTargetDevice.Reset"/>): work it had in flight is aborted
+    /// and reported as failed, and it goes on serving afterwards.
+    /// </summary>
+    Reset = 1 << 4,
 }
 
 /// <summary>One device of an <see cref="IMirrorTarget"/>.</summary>
@@ -54,6 +60,13 @@ public interface IMirrorTargetDevice
 
     /// <summary>Device-memory pages currently allocated (0 if the device has none), for leak checks at the end of a run.</summary>
     int AllocatedDevicePages { get; }
+
+    /// <summary>
+    /// Resets the device while processes use it (<see cref="MirrorCapabilities.Reset"/>), as a driver does after a
+    /// hang: work in flight is aborted and reported failed; mappings may be dropped and faulted in again. Runs on a
+    /// simulated process thread and may sleep. Only called when the target declares the capability.
+    /// </summary>
+    void Reset() => throw new NotSupportedException("This device does not declare MirrorCapabilities.Reset.");
 
     /// <summary>
     /// Removes the device at the end of a run, after every process exited (unbind: rings, page-table pages and DMA

@@ -143,6 +143,15 @@ public sealed class IdealMemory
         p.Words[Index(page, word)] = [.. c.Select(v => unchecked(v + (ulong)delta))];
     }
 
+    /// <summary>An atomic add that may or may not have happened: each candidate moved by <paramref name="delta"/> is added.</summary>
+    public void MaybeAddToEach(int id, int page, int word, long delta)
+    {
+        var p = Process(id);
+        if (p?.Prot[page] is null || p.Words[Index(page, word)] is not { } c)
+            return;
+        p.Words[Index(page, word)] = [.. c.Concat(c.Select(v => unchecked(v + (ulong)delta))).Distinct()];
+    }
+
     /// <summary>A read observed <paramref name="value"/>: if it is a candidate the word now holds exactly it. Returns whether it was a candidate.</summary>
     public bool Observe(int id, int page, int word, ulong value)
     {
