@@ -144,6 +144,27 @@ public sealed class GpuCoherenceTests(ITestOutputHelper output)
         Assert.Equal(commands.Count, result.Steps);
     }
 
+    [Fact]
+    public void Gpu_AtomicOnAVramPageTheChildWritesAfterFork_Succeeds()
+    {
+        // Found while checking the reset commands (simulation seed 4552683255309393570): page 0 went to VRAM before the
+        // fork, so both processes share it read-only; the parent's GPU atomic must bring it back to break the sharing,
+        // but the child's CPU atomic was migrating it at that moment. The driver gave up after two tries (EPERM); it now
+        // naps and retries until the range timeout.
+        IReadOnlyList<CoherenceCommand> commands =
+        [
+            new Concurrent(new MmapSlot(0, 0, 3, Prot.ReadWrite), new MigrateToDevice(0, 0, 19, 1)),
+            new Concurrent(new DeviceWrite(0, 0, 0, 1, 2), new MigrateToDevice(0, 0, 0, 1)),
+            new Concurrent(new CpuAtomicAdd(0, 16, 9), new Fork(0, 1)),
+            new Concurrent(new DeviceAtomicAdd(0, 0, 0, 5), new CpuAtomicAdd(1, 0, 4)),
+        ];
+
+        var result = CoherenceSuite.Replay(new CoherenceConfig { Target = new GpuTarget(), Seed = 4552683255309393570 }, commands);
+
+        Assert.Empty(result.Problems);
+        Assert.Equal(commands.Count, result.Steps);
+    }
+
     [Theory]
     [InlineData("gpu", "gpu", 1, "")]
     [InlineData("gpu,gpu,mirror", "gpu", 2, "mirror")]

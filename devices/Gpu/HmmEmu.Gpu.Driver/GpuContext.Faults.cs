@@ -140,10 +140,12 @@ public sealed partial class GpuContext
         }
     }
 
+    // The nap before retrying a read-only VRAM page that another migration holds (virtual time).
+    private const ulong BusyPageNapNs = 1_000;
+
     private Errno ResolveRange(ulong start, ulong end, bool write)
     {
         ulong deadline = _kernel.Clock.Now + _device.Options.RangeTimeoutNs;
-        int readOnlyVramRetries = 0;
         var range = new HmmRange(_notifier, start, end) { DevPrivateOwner = _device };
         while (true)
         {
@@ -158,13 +160,17 @@ public sealed partial class GpuContext
                 continue;
             if (err != Errno.Ok)
                 return err;
-            if (write && HasReadOnlyVramPage(range) && ++readOnlyVramRetries <= 2)
+            if (write && HasReadOnlyVramPage(range))
             {
                 // range_fault reports our own device-private pages as they are, without faulting them writable (so
                 // does Linux). A read-only one (shared after fork, or migrated while read-only) must come back to
-                // system memory, where the write fault breaks the sharing; then fault again.
+                // system memory, where the write fault breaks the sharing; then fault again. If nothing moved, another
+                // migration holds the page (a CPU fault of the other process sharing it): give it time, then retry,
+                // until the range timeout above.
                 _device.Migrator.ToSystemLocked(this, start, end, out long back);
                 CountMigrated(0, back);
+                if (back == 0)
+                    _kernel.Scheduler.Sleep(BusyPageNapNs);
                 continue;
             }
             _ptLock.Lock();
