@@ -71,7 +71,7 @@ public sealed class GpuModel : IPciDevice, IMmio, IDmaInterruptSink, IDisposable
         _kernel = kernel;
         Options = options ?? GpuModelOptions.Default;
         var scheduler = kernel.Scheduler;
-        SystemMemory = new SystemMemoryPort(kernel.Memory);
+        SystemMemory = new SystemMemoryPort(kernel.Memory, watchFreeFrames: true);
         Vram = new VramPort(Options.VramBytes);
         Roots = new PageTableRoots(Contexts);
         ComputeMmu = new DeviceMmu(scheduler, Roots, SystemMemory, Vram,

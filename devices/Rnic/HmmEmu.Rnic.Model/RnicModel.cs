@@ -65,7 +65,7 @@ public sealed partial class RnicModel : IPciDevice, IMmio, IRnicPort, IDisposabl
         Options = options ?? RnicModelOptions.Default;
         Options.Validate();
         var scheduler = kernel.Scheduler;
-        Memory = new SystemMemoryPort(kernel.Memory);
+        Memory = new SystemMemoryPort(kernel.Memory, watchFreeFrames: true);
         _pds = new RnicPd?[Options.MaxPd + 1];
         _mrs = new RnicMr?[Options.MaxMr + 1];
         _keyBytes = new byte[Options.MaxMr + 1];

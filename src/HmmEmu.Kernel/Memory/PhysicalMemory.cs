@@ -304,6 +304,14 @@ public sealed class PhysicalMemory
         return Slab(i).AsSpan((i & (SlabPages - 1)) << PageShift, pages << PageShift);
     }
 
+    /// <summary>
+    /// Reports a device access to a free frame (a use after free that an IOMMU would have stopped): a kernel WARN
+    /// naming the frame and the rule. For bus ports that watch their targets; never sleeps.
+    /// </summary>
+    public void ReportAccessToFreeFrame(ulong pfn, bool write) =>
+        _kernel.Warn($"DMA {(write ? "write to" : "read of")} free frame 0x{pfn:x}: a device still uses a translation of a page the kernel freed " +
+            "(INV-11: a frame is freed only after every device mapping of it is invalidated and flushed)");
+
     /// <summary>Copies a whole page (copy_highpage).</summary>
     public void CopyPage(ulong dstPfn, ulong srcPfn) => PageBytes(srcPfn).CopyTo(PageBytes(dstPfn));
 

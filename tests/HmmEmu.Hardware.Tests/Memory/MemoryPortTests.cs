@@ -86,4 +86,37 @@ public sealed class MemoryPortTests
         var ex = Assert.Throws<ArgumentOutOfRangeException>(() => new VramPort(3UL << 19));
         Assert.Contains("multiple of 2 MiB", ex.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void WatchingPort_AccessToFreeFrame_WarnsNamingIt_AllocatedFrameDoesNot()
+    {
+        using var kernel = new HostKernel(KernelOptions.For(1) with { RamBytes = 4UL << 20 });
+        var port = new SystemMemoryPort(kernel.Memory, watchFreeFrames: true);
+        Assert.Equal(Errno.Ok, kernel.Memory.AllocPage(Gfp.Kernel, out ulong used));
+        Assert.Equal(Errno.Ok, kernel.Memory.AllocPage(Gfp.Kernel, out ulong freed));
+        kernel.Memory.PutPage(freed);
+
+        Assert.True(port.TryWriteUInt64(used << PhysicalMemory.PageShift, 1));
+        int before = kernel.Warnings.Count;
+        Assert.True(port.TryWriteUInt64(freed << PhysicalMemory.PageShift, 2));
+
+        Assert.Equal(0, before);
+        Assert.NotEmpty(kernel.Warnings);     // one per span the write looked at (it probes the range before writing)
+        Assert.All(kernel.Warnings, w =>
+        {
+            Assert.Contains($"DMA write to free frame 0x{freed:x}", w.Message, StringComparison.Ordinal);
+            Assert.Contains("INV-11", w.Message, StringComparison.Ordinal);
+        });
+    }
+
+    [Fact]
+    public void PlainPort_AccessToFreeFrame_DoesNotWarn()
+    {
+        using var kernel = new HostKernel(KernelOptions.For(1) with { RamBytes = 4UL << 20 });
+        var port = new SystemMemoryPort(kernel.Memory);
+
+        Assert.True(port.TryWriteUInt64(16UL << PhysicalMemory.PageShift, 2));
+
+        Assert.Empty(kernel.Warnings);
+    }
 }
