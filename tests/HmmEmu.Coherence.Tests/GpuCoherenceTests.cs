@@ -99,10 +99,8 @@ public sealed class GpuCoherenceTests(ITestOutputHelper output)
             new Concurrent(new DeviceReset(0, 0), new Munmap(0, 18, 1)),
         ];
 
-        var result = CoherenceSuite.Replay(new CoherenceConfig { Target = new GpuTarget(), Seed = 1382995701097869919 }, commands);
+        var result = AssertReplayPasses(1382995701097869919, commands);
 
-        Assert.Empty(result.Problems);
-        Assert.Equal(commands.Count, result.Steps);
         Assert.Equal(1, result.Counters.Counts[CoherenceCounters.DeviceResets]);
     }
 
@@ -119,10 +117,7 @@ public sealed class GpuCoherenceTests(ITestOutputHelper output)
             new Concurrent(new DeviceWrite(0, 0, 8, 2, 7), new DeviceReset(0, 0)),
         ];
 
-        var result = CoherenceSuite.Replay(new CoherenceConfig { Target = new GpuTarget(), Seed = 4243704604309779584 }, commands);
-
-        Assert.Empty(result.Problems);
-        Assert.Equal(commands.Count, result.Steps);
+        AssertReplayPasses(4243704604309779584, commands);
     }
 
     [Fact]
@@ -138,10 +133,7 @@ public sealed class GpuCoherenceTests(ITestOutputHelper output)
             new Concurrent(new DeviceReset(0, 0), new MigrateToSystem(0, 0, 12, 3)),
         ];
 
-        var result = CoherenceSuite.Replay(new CoherenceConfig { Target = new GpuTarget(), Seed = 2085085101129155181 }, commands);
-
-        Assert.Empty(result.Problems);
-        Assert.Equal(commands.Count, result.Steps);
+        AssertReplayPasses(2085085101129155181, commands);
     }
 
     [Fact]
@@ -159,10 +151,7 @@ public sealed class GpuCoherenceTests(ITestOutputHelper output)
             new Concurrent(new DeviceAtomicAdd(0, 0, 0, 5), new CpuAtomicAdd(1, 0, 4)),
         ];
 
-        var result = CoherenceSuite.Replay(new CoherenceConfig { Target = new GpuTarget(), Seed = 4552683255309393570 }, commands);
-
-        Assert.Empty(result.Problems);
-        Assert.Equal(commands.Count, result.Steps);
+        AssertReplayPasses(4552683255309393570, commands);
     }
 
     [Theory]
@@ -188,5 +177,15 @@ public sealed class GpuCoherenceTests(ITestOutputHelper output)
         var e = Assert.Throws<ArgumentException>(() => CoherenceTargets.Parse(list));
 
         Assert.Contains(expected, e.Message, StringComparison.Ordinal);
+    }
+
+    // Replays a kept case on one GPU with its simulation seed: every command runs and no rule breaks.
+    private static ReplayResult AssertReplayPasses(ulong seed, IReadOnlyList<CoherenceCommand> commands)
+    {
+        var result = CoherenceSuite.Replay(new CoherenceConfig { Target = new GpuTarget(), Seed = seed }, commands);
+
+        Assert.Empty(result.Problems);
+        Assert.Equal(commands.Count, result.Steps);
+        return result;
     }
 }
