@@ -26,6 +26,8 @@ internal sealed class DeterministicScheduler : Scheduler
     private Exception? _failure;
     // The thread the host carries in the current Run (Scheduler.Run with a body), if any.
     private SimThread? _carried;
+    // While Settle runs: sleepers due by then are woken even when only daemons are left (0 = not settling).
+    private ulong _settleDeadline;
 
     public DeterministicScheduler(SimulationOptions options) : base(options)
     {
@@ -111,6 +113,30 @@ internal sealed class DeterministicScheduler : Scheduler
             failure = _failure;
         if (failure is not null)
             Rethrow(failure);
+    }
+
+    private protected override bool SettleCore(ulong maxNs)
+    {
+        lock (_gate)
+            _settleDeadline = _now > ulong.MaxValue - maxNs ? ulong.MaxValue : _now + maxNs;
+        try
+        {
+            RunCore(null, null, SimThreadKind.User);
+        }
+        finally
+        {
+            lock (_gate)
+                _settleDeadline = 0;
+        }
+        lock (_gate)
+        {
+            foreach (var (t, _) in _sleepers.UnorderedItems)
+            {
+                if (t.State == SimThreadState.Sleeping)
+                    return false;   // any sleeper will do: the order decides nothing
+            }
+            return true;
+        }
     }
 
     public override void Yield()
@@ -287,9 +313,10 @@ internal sealed class DeterministicScheduler : Scheduler
         WakeDueSleepersLocked();
         if (_runnable.Count == 0)
         {
-            if (_sleepers.Count == 0 || !AnyNonDaemonAliveLocked())
+            if (!_sleepers.TryPeek(out _, out var first))
                 return null;
-            _sleepers.TryPeek(out _, out var first);
+            if (!AnyNonDaemonAliveLocked() && (_settleDeadline == 0 || first.Wake > _settleDeadline))
+                return null;
             _now = Math.Max(_now, first.Wake);
             WakeDueSleepersLocked();
         }

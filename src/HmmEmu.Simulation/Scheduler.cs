@@ -144,6 +144,23 @@ public abstract class Scheduler : IDisposable
     }
 
     /// <summary>
+    /// Lets background work finish: like <see cref="Run(Action?)"/> with no new thread, but virtual time also advances
+    /// for daemon threads that sleep (a device engine charging the time of an operation, a timer), which
+    /// <see cref="Run(Action?)"/> leaves where they are once no other thread is left. Stops when no thread is runnable
+    /// or sleeping, or when the next wake-up lies more than <paramref name="maxNs"/> virtual nanoseconds ahead of the
+    /// start. Returns whether everything settled (no thread still sleeping). Host threads only. In threaded mode
+    /// it returns true at once.
+    /// </summary>
+    public bool Settle(ulong maxNs)
+    {
+        if (t_current is not null)
+            throw new InvalidOperationException($"Scheduler.Settle was called from simulated thread '{t_current.Name}'; it is the host's.");
+        return SettleCore(maxNs);
+    }
+
+    private protected virtual bool SettleCore(ulong maxNs) => true;
+
+    /// <summary>
     /// A yield point. In deterministic mode the scheduler may (by the seed) let another runnable thread run first;
     /// in threaded mode it costs nothing.
     /// </summary>

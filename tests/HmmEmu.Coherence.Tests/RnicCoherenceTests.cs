@@ -123,4 +123,34 @@ public sealed class RnicCoherenceTests(ITestOutputHelper output)
         Assert.Empty(result.Problems);
         Assert.Equal(commands.Count, result.Steps);
     }
+
+    [Fact]
+    public void Rnic_StepEndingWhileTheGpuStillMigrates_CheckedOnlyAfterItSettles()
+    {
+        // Found by a 10-minute run (simulation seed 2212408390321742107): the step's commands returned while the GPU
+        // driver's fault worker was inside a migration, waiting in the NIC's invalidate callback for a command the NIC
+        // was still executing in virtual time. The checks ran before that daemon work finished and saw an invalidation
+        // that never ended. Steps now settle (Scheduler.Settle) before they are checked.
+        IReadOnlyList<CoherenceCommand> commands =
+        [
+            new Concurrent(new MmapSlot(0, 2, 8, Prot.Read), new DeviceRead(0, 0, 18, 3)),
+            new Mprotect(0, 20, 4, Prot.ReadWrite),
+            new DeviceWrite(0, 0, 23, 1, 1),
+            new Concurrent(new DeviceWrite(0, 1, 17, 2, 2), new DeviceRead(0, 1, 20, 3)),
+            new Mprotect(0, 16, 1, Prot.ReadWrite),
+            new DeviceRead(0, 1, 21, 1),
+            new DeviceRead(0, 1, 18, 1),
+            new Mprotect(0, 23, 1, Prot.Read),
+            new MadviseDontNeed(0, 21, 3),
+            new Concurrent(new DeviceWrite(0, 1, 16, 3, 4), new DeviceWrite(0, 1, 22, 2, 5)),
+            new Reopen(0, 0),
+            new Concurrent(new MadviseDontNeed(0, 16, 2), new DeviceRead(0, 0, 16, 2)),
+        ];
+        var config = CoherenceTargets.Parse("nic,gpu,mirror") with { Seed = 2212408390321742107 };
+
+        var result = CoherenceSuite.Replay(config, commands);
+
+        Assert.Empty(result.Problems);
+        Assert.Equal(commands.Count, result.Steps);
+    }
 }

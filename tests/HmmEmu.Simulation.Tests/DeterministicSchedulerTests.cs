@@ -399,6 +399,36 @@ public sealed class DeterministicSchedulerTests
     }
 
     [Fact]
+    public void Settle_DaemonSleepingAfterRun_RunsItToTheEnd()
+    {
+        using var s = Scheduler.Create(new SimulationOptions { Seed = 6 });
+        bool done = false;
+        s.Spawn("engine", () => { s.Sleep(5_000); done = true; }, daemon: true);
+
+        s.Run();
+        bool afterRun = done;
+        bool settled = s.Settle(10_000);
+
+        Assert.False(afterRun);          // Run does not wait for a sleeping daemon
+        Assert.True(settled);
+        Assert.True(done);
+        Assert.Equal(5_000UL, s.Clock.Now);
+    }
+
+    [Fact]
+    public void Settle_WorkBeyondTheBound_ReportsNotSettled()
+    {
+        using var s = Scheduler.Create(new SimulationOptions { Seed = 6 });
+        bool done = false;
+        s.Spawn("timer", () => { s.Sleep(1_000_000); done = true; }, daemon: true);
+
+        bool settled = s.Settle(10_000);
+
+        Assert.False(settled);
+        Assert.False(done);
+    }
+
+    [Fact]
     public void Create_SwitchProbabilityOutOfRange_ThrowsArgumentOutOfRange()
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => Scheduler.Create(new SimulationOptions { SwitchProbability = 1.5 }));

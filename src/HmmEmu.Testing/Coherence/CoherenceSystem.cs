@@ -20,6 +20,14 @@ public sealed class CoherenceSystem : IDisposable
     private readonly List<string> _closeProblems = [];
     private int _warnings;
     private bool _tornDown;
+    private bool _unsettled;
+
+    /// <summary>
+    /// Virtual time the machine gets after a step's commands returned to finish what its devices still do (an engine
+    /// charging an operation, a fault being resolved) before the checks run: a bound far beyond every device timeout.
+    /// Work still running after it is reported as a liveness failure (INV-12, INV-13).
+    /// </summary>
+    public const ulong SettleNs = 50_000_000;
 
     /// <summary>Boots the machine for <paramref name="config"/>. Runs on the host thread.</summary>
     public CoherenceSystem(CoherenceConfig config)
@@ -273,6 +281,7 @@ public sealed class CoherenceSystem : IDisposable
         int last = commands.Length - 1;
         var lastCommand = commands[last];
         ProcessOf(lastCommand.Process).RunThread($"cmd{last}", () => outcomes[last] = lastCommand.Execute(this));
+        Settle();
         return outcomes;
     }
 
@@ -291,8 +300,20 @@ public sealed class CoherenceSystem : IDisposable
             Kernel.Scheduler.Run();
     }
 
+    // Runs the daemons' remaining work (Scheduler.Settle); remembers a machine that did not settle in SettleNs.
+    private void Settle()
+    {
+        if (!Kernel.Scheduler.Settle(SettleNs))
+            _unsettled = true;
+    }
+
     private void DrainCloseProblems(List<string> violations)
     {
+        if (_unsettled)
+        {
+            _unsettled = false;
+            violations.Add($"INV-12/INV-13 (liveness): device work was still running {SettleNs / 1_000_000} ms of virtual time after the step's commands returned");
+        }
         lock (_closeProblems)
         {
             violations.AddRange(_closeProblems);
@@ -318,7 +339,10 @@ public sealed class CoherenceSystem : IDisposable
             _pendingExits.Clear();
         }
         foreach (int id in exits)
+        {
             ProcessOf(id).RunThread("exit", () => ExitProcess(id));
+            Settle();
+        }
     }
 
     private bool HasTranslations(int process)
