@@ -51,10 +51,7 @@ public sealed class GpuCoherenceTests(ITestOutputHelper output)
             new Concurrent(new DeviceWrite(0, 0, 14, 1, 1), new DeviceRead(0, 0, 14, 1)),
         ];
 
-        var result = CoherenceSuite.Replay(new CoherenceConfig { Target = new GpuTarget() }, commands);
-
-        Assert.Empty(result.Problems);
-        Assert.Equal(commands.Count, result.Steps);
+        ReplayAssert.Passes(new CoherenceConfig { Target = new GpuTarget() }, commands);
     }
 
     // Found by the suite: an atomic on one GPU (make_device_exclusive) and a read of the same page on another took the
@@ -80,10 +77,7 @@ public sealed class GpuCoherenceTests(ITestOutputHelper output)
             new Concurrent(new DeviceAtomicAdd(0, 0, 14, 6), new DeviceRead(0, 1, 14, 1)),
         ];
 
-        var result = CoherenceSuite.Replay(new CoherenceConfig { Target = new GpuTarget(), Devices = 2, Seed = 57 }, commands);
-
-        Assert.Empty(result.Problems);
-        Assert.Equal(commands.Count, result.Steps);
+        ReplayAssert.Passes(new CoherenceConfig { Target = new GpuTarget(), Devices = 2, Seed = 57 }, commands);
     }
 
     [Fact]
@@ -180,12 +174,6 @@ public sealed class GpuCoherenceTests(ITestOutputHelper output)
     }
 
     // Replays a kept case on one GPU with its simulation seed: every command runs and no rule breaks.
-    private static ReplayResult AssertReplayPasses(ulong seed, IReadOnlyList<CoherenceCommand> commands)
-    {
-        var result = CoherenceSuite.Replay(new CoherenceConfig { Target = new GpuTarget(), Seed = seed }, commands);
-
-        Assert.Empty(result.Problems);
-        Assert.Equal(commands.Count, result.Steps);
-        return result;
-    }
+    private static ReplayResult AssertReplayPasses(ulong seed, IReadOnlyList<CoherenceCommand> commands) =>
+        ReplayAssert.Passes(new CoherenceConfig { Target = new GpuTarget(), Seed = seed }, commands);
 }

@@ -50,10 +50,7 @@ public sealed class RnicCoherenceTests(ITestOutputHelper output)
             new CpuWrite(0, 1, 0, 1),          // breaks the zero page's COW in the CPU: the device must drop its mapping
         ];
 
-        var result = CoherenceSuite.Replay(new CoherenceConfig { Target = new RnicTarget() }, commands);
-
-        Assert.Empty(result.Problems);
-        Assert.Equal(commands.Count, result.Steps);
+        ReplayAssert.Passes(new CoherenceConfig { Target = new RnicTarget() }, commands);
     }
 
     // Found by a long run (nic,gpu,mirror): a READ whose answer the requester had to drop (its own bounce page faulted)
@@ -73,10 +70,7 @@ public sealed class RnicCoherenceTests(ITestOutputHelper output)
         ];
         var config = CoherenceTargets.Parse("nic,gpu,mirror") with { Seed = 131594985082575480 };
 
-        var result = CoherenceSuite.Replay(config, commands);
-
-        Assert.Empty(result.Problems);
-        Assert.Equal(commands.Count, result.Steps);
+        ReplayAssert.Passes(config, commands);
     }
 
     // Found by the 30-minute long run (nic,gpu,mirror, after 20 005 cases): closing the NIC context deregisters the
@@ -96,10 +90,7 @@ public sealed class RnicCoherenceTests(ITestOutputHelper output)
         ];
         var config = CoherenceTargets.Parse("nic,gpu,mirror") with { Seed = 2971020948276284875 };
 
-        var result = CoherenceSuite.Replay(config, commands);
-
-        Assert.Empty(result.Problems);
-        Assert.Equal(commands.Count, result.Steps);
+        ReplayAssert.Passes(config, commands);
     }
 
     [Fact]
@@ -118,10 +109,7 @@ public sealed class RnicCoherenceTests(ITestOutputHelper output)
         ];
         var config = CoherenceTargets.Parse("nic,gpu,mirror") with { Seed = 317499263949297844 };
 
-        var result = CoherenceSuite.Replay(config, commands);
-
-        Assert.Empty(result.Problems);
-        Assert.Equal(commands.Count, result.Steps);
+        ReplayAssert.Passes(config, commands);
     }
 
     [Fact]
@@ -148,9 +136,6 @@ public sealed class RnicCoherenceTests(ITestOutputHelper output)
         ];
         var config = CoherenceTargets.Parse("nic,gpu,mirror") with { Seed = 2212408390321742107 };
 
-        var result = CoherenceSuite.Replay(config, commands);
-
-        Assert.Empty(result.Problems);
-        Assert.Equal(commands.Count, result.Steps);
+        ReplayAssert.Passes(config, commands);
     }
 }
