@@ -137,6 +137,36 @@ public class RDMA002DeferredWorkWithoutRefTests
             """), NoReference(0, "mr", "Mr"));
     }
 
+    [Fact]
+    public async Task Kick_ReferenceCountedObjectQueuesWorkOnItselfWithoutAReference_FlagsTheThisCapture()
+    {
+        // The second method takes its own reference first and drops it in the work: not flagged.
+        await Verify.AnalyzerAsync(Driver("""
+                public sealed class SelfQueueingMr
+                {
+                    [RefGet]
+                    public void Get() { }
+
+                    [RefPut]
+                    public void Put() { }
+
+                    private void Work() { }
+
+                    public Task Kick() => Task.Run({|#0:() => Work()|});
+
+                    public Task KickHeld()
+                    {
+                        Get();
+                        return Task.Run(() =>
+                        {
+                            try { Work(); }
+                            finally { Put(); }
+                        });
+                    }
+                }
+            """), NoReference(0, "this", "SelfQueueingMr"));
+    }
+
     // ---- must not flag -----------------------------------------------------------------------------------------------
 
     [Fact]
