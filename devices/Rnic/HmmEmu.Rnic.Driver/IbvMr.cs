@@ -155,7 +155,7 @@ public sealed class IbvMr : IMmuIntervalNotifierOps
         {
             var issued = new Completion(_device.Kernel, "rnic dereg_mr");
             Volatile.Write(ref _deregIssued, issued);
-            var done = _device.Execute(RnicCommand.DeregMr(0, new RnicKey(Lkey)));
+            var done = _device.DeregMrAndWait(new RnicKey(Lkey));
             issued.CompleteAll();
             if (!done.IsOk && done.Status != RnicCommandStatus.BadObject)
                 return RnicDevice.ToErrno(done.Status);

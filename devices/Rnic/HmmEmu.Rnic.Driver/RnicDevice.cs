@@ -240,6 +240,13 @@ public sealed class RnicDevice
         Execute(RnicCommand.InvalidateMtt(0, key, first, count));
 
     /// <summary>
+    /// DEREG_MR of <paramref name="key"/>, waited for: when it returns, the key no longer resolves on the device and the
+    /// DMA that translated through the MR has drained, so its notifier, pages, MTT and key may go. May sleep.
+    /// </summary>
+    [HmmEmu.Annotations.DeviceKeyRevoke]
+    internal RnicCommandCompletion DeregMrAndWait(RnicKey key) => Execute(RnicCommand.DeregMr(0, key));
+
+    /// <summary>
     /// Runs the command <paramref name="make"/> builds from the bus address of a 64-byte block that holds
     /// <paramref name="blockIn"/> (if any) and is copied into <paramref name="blockOut"/> afterwards (if any). May sleep.
     /// </summary>

@@ -7,6 +7,7 @@ namespace HmmEmu.Kernel.Locking;
 public sealed class WorkItem
 {
     /// <summary>Creates a work item that runs <paramref name="function"/> on a work-queue worker.</summary>
+    [HmmEmu.Annotations.DeferredWork]
     public WorkItem(string name, Action function)
     {
         ArgumentException.ThrowIfNullOrEmpty(name);

@@ -96,6 +96,7 @@ public sealed partial class Mm
 
     /// <summary>mmget_not_zero: takes a user reference unless the address space is already exiting. Returns whether it did.</summary>
     [NonBlocking]
+    [RefGet]
     public bool MmGetNotZero()
     {
         while (true)
@@ -110,6 +111,7 @@ public sealed partial class Mm
 
     /// <summary>mmput: drops a user reference; the last one tears the address space down (exit_mmap). May sleep.</summary>
     [MayInvalidate]
+    [RefPut]
     public void MmPut()
     {
         Kernel.MightSleep("mmput");
