@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Linq;
 using System.Threading;
 using System.Threading.Tasks;
 using Microsoft.CodeAnalysis;
@@ -27,7 +28,7 @@ internal static class SequentialFixAll
             if (root is null)
                 return document;
             var marks = new Dictionary<SyntaxNode, SyntaxAnnotation>();
-            foreach (var diagnostic in diagnostics)
+            foreach (var diagnostic in diagnostics.OrderBy(d => d.Location.SourceSpan.Start))
             {
                 var anchor = anchorOf(root, diagnostic);
                 if (anchor is not null && !marks.ContainsKey(anchor))
