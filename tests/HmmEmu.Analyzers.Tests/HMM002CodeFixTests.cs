@@ -163,6 +163,51 @@ public class HMM002CodeFixTests
     }
 
     [Fact]
+    public async Task StoreInAPageLoop_CheckGoesBeforeThePageLoop_AtTheLocksLevel()
+    {
+        await Fix.CodeFixAsync(
+            Driver.Wrap(Helpers + """
+                public Errno Fault(HmmRange range)
+                {
+                    while (true)
+                    {
+                        ulong seq = _notifier.ReadBegin();
+                        range.NotifierSeq = seq;
+                        if (Hmm.RangeFault(range) == Errno.EBUSY)
+                            continue;
+                        lock (_owner)
+                        {
+                            for (int i = 0; i < range.PageCount; i++)
+                                {|#0:_table[i] = range.HmmPfns[i]|};
+                            return Errno.Ok;
+                        }
+                    }
+                }
+                """),
+            [Fix.Diagnostic(HMM002CommitWithoutRetryCheckAnalyzer.Descriptor).WithLocation(0).WithArguments("This store", "the notifier update lock")],
+            Driver.Wrap(Helpers + """
+                public Errno Fault(HmmRange range)
+                {
+                    while (true)
+                    {
+                        ulong seq = _notifier.ReadBegin();
+                        range.NotifierSeq = seq;
+                        if (Hmm.RangeFault(range) == Errno.EBUSY)
+                            continue;
+                        lock (_owner)
+                        {
+                            if (_notifier.ReadRetry(seq))
+                                continue;
+                            for (int i = 0; i < range.PageCount; i++)
+                                _table[i] = range.HmmPfns[i];
+                            return Errno.Ok;
+                        }
+                    }
+                }
+                """));
+    }
+
+    [Fact]
     public async Task NoLoop_LockHeldAcrossTheLoop_LockDroppedBeforeCommit_AreNotOffered()
     {
         var source = Driver.Wrap(Helpers + """

@@ -152,6 +152,51 @@ public class HMM008CodeFixTests
     }
 
     [Fact]
+    public async Task TwoLocks_FixAllNestsTheSecondTryInTheFirst()
+    {
+        await Fix.CodeFixAsync(
+            Driver.Wrap(Invalidate + """
+                public bool Move(bool stale)
+                {
+                    {|#0:_lock.Lock()|};
+                    {|#1:_spin.Lock()|};
+                    if (stale)
+                        {|#2:return false;|}
+                    Zap(0, 4096);
+                    _spin.Unlock();
+                    _lock.Unlock();
+                    return true;
+                }
+                """),
+            [Held(0, 2, "_lock"), Held(1, 2, "_spin")],
+            Driver.Wrap(Invalidate + """
+                public bool Move(bool stale)
+                {
+                    _lock.Lock();
+                    try
+                    {
+                        _spin.Lock();
+                        try
+                        {
+                            if (stale)
+                                return false;
+                            Zap(0, 4096);
+                            return true;
+                        }
+                        finally
+                        {
+                            _spin.Unlock();
+                        }
+                    }
+                    finally
+                    {
+                        _lock.Unlock();
+                    }
+                }
+                """));
+    }
+
+    [Fact]
     public async Task DropAndRetake_IsNotOffered()
     {
         // The unlock before the wait is followed by more work, not by a return: a finally would release twice.
