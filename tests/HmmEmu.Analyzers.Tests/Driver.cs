@@ -30,7 +30,7 @@ internal static class Driver
             private readonly WaitQueue _events;
             private readonly MmuIntervalNotifier _notifier;
             private readonly HostKernel _kernel;
-            private readonly object _owner = new object();
+            [OwnerToken] private readonly object _owner = new object();
 
             public TestDriver(KMutex l, KMutex o, KSpinLock s, Completion d, WaitQueue e, MmuIntervalNotifier n, HostKernel k)
             {

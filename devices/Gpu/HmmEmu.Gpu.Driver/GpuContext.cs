@@ -1,3 +1,4 @@
+using HmmEmu.Annotations;
 using HmmEmu.Kernel;
 using HmmEmu.Kernel.Locking;
 using HmmEmu.Kernel.Memory;
@@ -25,6 +26,7 @@ public sealed partial class GpuContext : IMmuIntervalNotifierOps
 {
     private const ulong PageSize = PhysicalMemory.PageSize;
 
+    [OwnerToken]   // the pgmap owner GpuVram registered
     private readonly GpuDevice _device;
     private readonly HostKernel _kernel;
     private readonly Mm _mm;

@@ -1,3 +1,4 @@
+using HmmEmu.Annotations;
 using HmmEmu.Kernel;
 using HmmEmu.Kernel.Locking;
 using HmmEmu.Kernel.Memory;
@@ -26,6 +27,7 @@ internal sealed class GpuMigrator
     private const int ChunkPages = 512;
     private const ulong PageSize = PhysicalMemory.PageSize;
 
+    [OwnerToken]   // the pgmap owner GpuVram registered
     private readonly GpuDevice _device;
     private readonly KMutex _lock;
     private GpuContext? _toVram;        // under _lock: the context whose to-VRAM migrate_vma_setup the lock holder runs

@@ -1,3 +1,4 @@
+using HmmEmu.Annotations;
 using HmmEmu.Kernel;
 using HmmEmu.Kernel.Locking;
 using HmmEmu.Kernel.Memory;
@@ -11,6 +12,7 @@ namespace HmmEmu.Mirror;
 /// <see cref="MirrorFile"/> that mirrors the opening process's address space. Device memory is simulated as in
 /// test_hmm: every device page is backed by a system page (its zone_device_data) that holds its bytes.
 /// </summary>
+[OwnerToken]   // registers its pagemap with itself as the owner
 public sealed class MirrorDevice : IDevicePagemapOps
 {
     /// <summary>Device pages per device by default (128 MiB).</summary>

@@ -64,6 +64,7 @@ public sealed class MirrorFile : IMmuIntervalNotifierOps
     public ulong Flags => Interlocked.Read(ref _flags);
 
     /// <summary>The device this file was opened on (the pgmap owner it reports as its own).</summary>
+    [OwnerToken]
     public MirrorDevice Device { get; }
 
     /// <summary>The notifier that keeps the device page table coherent.</summary>
