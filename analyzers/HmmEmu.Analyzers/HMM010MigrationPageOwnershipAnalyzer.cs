@@ -220,8 +220,8 @@ public sealed class HMM010MigrationPageOwnershipAnalyzer : DiagnosticAnalyzer
             {
                 case IInvocationOperation invocation:
                     return Invocation(invocation, state);
-                case ISimpleAssignmentOperation store when Resolve(store.Target) is IArrayElementReferenceOperation target && IsDstStore(target, store.Value):
-                    return DstStore(store, state);   // the element is a flow capture when the value branches
+                case ISimpleAssignmentOperation store when StoredElement(store.Target) is { } target && IsDstStore(target, store.Value):
+                    return DstStore(store, state);
                 default:
                     return state;
             }
@@ -344,6 +344,10 @@ public sealed class HMM010MigrationPageOwnershipAnalyzer : DiagnosticAnalyzer
             return state;
         }
 
+        // The array element an assignment stores into; the graph captures it first when the value branches.
+        private IArrayElementReferenceOperation? StoredElement(IOperation target) =>
+            target is IFlowCaptureReferenceOperation ? Resolve(target) as IArrayElementReferenceOperation : target as IArrayElementReferenceOperation;
+
         // IsDstStore on the graph's operations: the array and the value may be flow captures.
         private bool IsDstStore(IArrayElementReferenceOperation target, IOperation value) =>
             _symbols.IsMigrationArray(Resolve(target.ArrayReference), "Dst")
@@ -398,8 +402,8 @@ public sealed class HMM010MigrationPageOwnershipAnalyzer : DiagnosticAnalyzer
         }
 
         // Uses of a tracked page local that do not take it over: the allocation's out argument, an argument to the
-        // kernel API (PutPage frees it, LockPage/CopyPage/DmaMapPage... only use it), MigratePfn.From (installing), a
-        // comparison, the local's own declaration.
+        // kernel's page API (PutPage frees it, LockPage/CopyPage... only use it; MigratePfn.From installs it), to a method
+        // whose name does not say it keeps the page, a comparison, the local's own declaration.
         private bool IsOwnershipNeutral(ILocalReferenceOperation reference)
         {
             var parent = reference.Parent;
@@ -412,8 +416,7 @@ public sealed class HMM010MigrationPageOwnershipAnalyzer : DiagnosticAnalyzer
                         return _symbols.IsAlloc(invocation, out _);
                     if (argument.Parameter?.RefKind is RefKind.Ref)
                         return false;
-                    var ns = invocation.TargetMethod.ContainingType?.ContainingNamespace?.ToDisplayString() ?? "";
-                    if (ns == "HmmEmu.Kernel" || ns.StartsWith("HmmEmu.Kernel.", System.StringComparison.Ordinal))
+                    if (_symbols.IsPageApi(invocation.TargetMethod.ContainingType))
                         return true;
                     return !TakesOwnership(invocation.TargetMethod.Name);
                 case IBinaryOperation binary:
@@ -466,6 +469,7 @@ public sealed class HMM010MigrationPageOwnershipAnalyzer : DiagnosticAnalyzer
             MigrateVma = compilation.GetTypeByMetadataName("HmmEmu.Kernel.Migration.MigrateVma");
             DeviceMigration = compilation.GetTypeByMetadataName("HmmEmu.Kernel.Migration.DeviceMigration");
             Errno = compilation.GetTypeByMetadataName("HmmEmu.Kernel.Errno");
+            Pagemap = compilation.GetTypeByMetadataName("HmmEmu.Kernel.Migration.DevicePagemap");
             var migrate = compilation.GetTypeByMetadataName("HmmEmu.Kernel.Migration.Migrate");
             From = Method(MigratePfn, "From");
             ToPfn = Method(MigratePfn, "ToPfn");
@@ -488,6 +492,8 @@ public sealed class HMM010MigrationPageOwnershipAnalyzer : DiagnosticAnalyzer
         public INamedTypeSymbol? DeviceMigration { get; }
 
         public INamedTypeSymbol? Errno { get; }
+
+        public INamedTypeSymbol? Pagemap { get; }
 
         public IMethodSymbol? From { get; }
 
@@ -524,6 +530,11 @@ public sealed class HMM010MigrationPageOwnershipAnalyzer : DiagnosticAnalyzer
             }
             return false;
         }
+
+        // The kernel's page API (PhysicalMemory, DevicePagemap, MigratePfn): it uses a page, or frees it (PutPage), never keeps it.
+        public bool IsPageApi(INamedTypeSymbol? type) =>
+            type is not null && (SymbolEqualityComparer.Default.Equals(type, Memory) || SymbolEqualityComparer.Default.Equals(type, MigratePfn)
+                                 || SymbolEqualityComparer.Default.Equals(type, Pagemap));
 
         public bool IsFree(IInvocationOperation invocation) => KnownSymbols.IsMethod(invocation.TargetMethod, PutPage);
 

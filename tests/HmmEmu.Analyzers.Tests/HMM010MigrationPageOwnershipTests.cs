@@ -263,6 +263,38 @@ public class HMM010MigrationPageOwnershipTests
     }
 
     [Fact]
+    public async Task DstEntryReadIntoALocal_AndPageKeptInAKernelTable_DoNotFlag()
+    {
+        // MirrorDevice.ReleaseDestinations reads Dst entries (a read, not a store); B2's EnsurePageTable keeps its page
+        // in an XArray (Store keeps it).
+        await Verify.AnalyzerAsync(Migrator("""
+            private readonly HmmEmu.Kernel.Collections.XArray<ulong> _tables = null!;
+
+            public Errno Release(MigrateVma args, ulong upTo)
+            {
+                for (ulong i = 0; i < upTo; i++)
+                {
+                    ulong dst = args.Dst![i];
+                    if (MigratePfn.ToPfn(dst) is not ulong d)
+                        continue;
+                    _mem.UnlockPage(d);
+                    _mem.PutPage(d);
+                    args.Dst[i] = 0;
+                }
+                return Errno.ENOMEM;
+            }
+
+            public Errno EnsureTable(ulong index)
+            {
+                var err = _mem.AllocPage(Gfp.Kernel | Gfp.Zero, out ulong pfn);
+                if (err != Errno.Ok)
+                    return err;
+                return _tables.Store(index, pfn, Gfp.Atomic);
+            }
+            """));
+    }
+
+    [Fact]
     public async Task MirrorAllocPageShape_ResultHeldInALocal_DoesNotFlag()
     {
         // MirrorDevice.AllocPage: the allocator's result through a conditional into 'err', the failure edge returns,
