@@ -12,7 +12,7 @@ namespace HmmEmu.Cli;
 internal static class DemoCommand
 {
     internal const string Usage = """
-        usage: hmmemu demo [--seed N] [--mode deterministic|threaded] [--json]
+        usage: hmmemu demo [--seed N] [--mode deterministic|threaded] [--json] [--help]
           Boots one machine (128 MiB RAM, a GPU with 4 MiB VRAM, two RDMA NICs on a link) and runs: GPU saxpy with
           first-touch faults and after prefetch, CPU/GPU ping-pong, VRAM oversubscription, an RDMA ODP WRITE between two
           processes, and an RDMA WRITE from a buffer in GPU VRAM. Every result is checked against a CPU computation; a
