@@ -12,7 +12,7 @@ public static class Program
           Runs the port of the kernel's HMM selftests (tools/testing/selftests/mm/hmm-tests.c) against the mirror
           device on a simulated machine and prints kselftest TAP. Exits 1 if any test fails, 2 on bad arguments.
 
-        """ + ExploreCommand.Usage;
+        """ + ExploreCommand.Usage + "\n\n" + DemoCommand.Usage;
 
     /// <summary>Entry point.</summary>
     public static int Main(string[] args)
@@ -25,6 +25,8 @@ public static class Program
         }
         if (args[0] == "explore")
             return ExploreCommand.Run(args);
+        if (args[0] == "demo")
+            return DemoCommand.Run(args);
         if (args[0] != "selftest")
         {
             Console.Error.WriteLine($"hmmemu: unknown command '{args[0]}'.");
