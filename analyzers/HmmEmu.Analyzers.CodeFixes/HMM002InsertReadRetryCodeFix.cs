@@ -27,39 +27,24 @@ namespace HmmEmu.Analyzers.CodeFixes;
 /// <c>while</c> or <c>for</c>, or no <c>ReadBegin</c> result is in scope.
 /// </remarks>
 [ExportCodeFixProvider(LanguageNames.CSharp, Name = nameof(HMM002InsertReadRetryCodeFix)), Shared]
-public sealed class HMM002InsertReadRetryCodeFix : CodeFixProvider
+public sealed class HMM002InsertReadRetryCodeFix : PlannedCodeFix
 {
-    private const string Title = "Check ReadRetry under the lock before committing, and retry";
+    /// <inheritdoc />
+    private protected override string Title => "Check ReadRetry under the lock before committing, and retry";
 
     /// <inheritdoc />
     public override ImmutableArray<string> FixableDiagnosticIds { get; } = ImmutableArray.Create(HMM002CommitWithoutRetryCheckAnalyzer.Id);
 
     /// <inheritdoc />
-    public override FixAllProvider GetFixAllProvider() => SequentialFixAll.Create(Anchor, ApplyAsync);
+    private protected override bool CanFix(SyntaxNode anchor, SemanticModel model, CancellationToken cancellation) =>
+        Plan(anchor, model, KnownSymbols.Create(model.Compilation), cancellation) is not null;
 
     /// <inheritdoc />
-    public override async Task RegisterCodeFixesAsync(CodeFixContext context)
-    {
-        var root = await context.Document.GetSyntaxRootAsync(context.CancellationToken).ConfigureAwait(false);
-        var model = await context.Document.GetSemanticModelAsync(context.CancellationToken).ConfigureAwait(false);
-        if (root is null || model is null)
-            return;
-        var known = KnownSymbols.Create(model.Compilation);
-        foreach (var diagnostic in context.Diagnostics)
-        {
-            var commit = Anchor(root, diagnostic);
-            if (commit is null || Plan(commit, model, known, context.CancellationToken) is null)
-                continue;
-            context.RegisterCodeFix(
-                CodeAction.Create(Title, async ct => await ApplyAsync(context.Document, commit, ct).ConfigureAwait(false) ?? context.Document, equivalenceKey: Title),
-                diagnostic);
-        }
-    }
-
-    private static SyntaxNode? Anchor(SyntaxNode root, Diagnostic diagnostic) =>
+    private protected override SyntaxNode? Anchor(SyntaxNode root, Diagnostic diagnostic) =>
         root.FindNode(diagnostic.Location.SourceSpan, getInnermostNodeForTie: true);
 
-    private static async Task<Document?> ApplyAsync(Document document, SyntaxNode commit, CancellationToken cancellation)
+    /// <inheritdoc />
+    private protected override async Task<Document?> ApplyAsync(Document document, SyntaxNode commit, CancellationToken cancellation)
     {
         var root = await document.GetSyntaxRootAsync(cancellation).ConfigureAwait(false);
         var model = await document.GetSemanticModelAsync(cancellation).ConfigureAwait(false);

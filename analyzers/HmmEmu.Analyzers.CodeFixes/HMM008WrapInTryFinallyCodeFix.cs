@@ -29,42 +29,24 @@ namespace HmmEmu.Analyzers.CodeFixes;
 /// a method whose contract is to return holding the lock (<c>[AcquiresLock]</c>, <c>[AcquiresOnSuccess]</c>).
 /// </remarks>
 [ExportCodeFixProvider(LanguageNames.CSharp, Name = nameof(HMM008WrapInTryFinallyCodeFix)), Shared]
-public sealed class HMM008WrapInTryFinallyCodeFix : CodeFixProvider
+public sealed class HMM008WrapInTryFinallyCodeFix : PlannedCodeFix
 {
-    private const string Title = "Release the lock in a finally";
+    /// <inheritdoc />
+    private protected override string Title => "Release the lock in a finally";
 
     /// <inheritdoc />
     public override ImmutableArray<string> FixableDiagnosticIds { get; } = ImmutableArray.Create(HMM008LockNotReleasedAnalyzer.Id);
 
     /// <inheritdoc />
-    public override FixAllProvider GetFixAllProvider() => SequentialFixAll.Create(Anchor, ApplyAsync);
+    private protected override bool CanFix(SyntaxNode anchor, SemanticModel model, CancellationToken cancellation) =>
+        Plan(anchor, model, KnownSymbols.Create(model.Compilation), cancellation) is not null;
 
     /// <inheritdoc />
-    public override async Task RegisterCodeFixesAsync(CodeFixContext context)
-    {
-        var root = await context.Document.GetSyntaxRootAsync(context.CancellationToken).ConfigureAwait(false);
-        var model = await context.Document.GetSemanticModelAsync(context.CancellationToken).ConfigureAwait(false);
-        if (root is null || model is null)
-            return;
-        var known = KnownSymbols.Create(model.Compilation);
-        foreach (var diagnostic in context.Diagnostics)
-        {
-            var anchor = Anchor(root, diagnostic);
-            if (anchor is null || Plan(anchor, model, known, context.CancellationToken) is null)
-                continue;
-            context.RegisterCodeFix(
-                CodeAction.Create(Title, ct => ApplyOrKeepAsync(context.Document, anchor, ct), equivalenceKey: Title),
-                diagnostic);
-        }
-    }
-
-    private static SyntaxNode? Anchor(SyntaxNode root, Diagnostic diagnostic) =>
+    private protected override SyntaxNode? Anchor(SyntaxNode root, Diagnostic diagnostic) =>
         root.FindNode(diagnostic.Location.SourceSpan, getInnermostNodeForTie: true) as InvocationExpressionSyntax;
 
-    private static async Task<Document> ApplyOrKeepAsync(Document document, SyntaxNode anchor, CancellationToken cancellation) =>
-        await ApplyAsync(document, anchor, cancellation).ConfigureAwait(false) ?? document;
-
-    private static async Task<Document?> ApplyAsync(Document document, SyntaxNode anchor, CancellationToken cancellation)
+    /// <inheritdoc />
+    private protected override async Task<Document?> ApplyAsync(Document document, SyntaxNode anchor, CancellationToken cancellation)
     {
         var root = await document.GetSyntaxRootAsync(cancellation).ConfigureAwait(false);
         var model = await document.GetSemanticModelAsync(cancellation).ConfigureAwait(false);

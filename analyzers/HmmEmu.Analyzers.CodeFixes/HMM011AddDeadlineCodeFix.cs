@@ -29,37 +29,21 @@ namespace HmmEmu.Analyzers.CodeFixes;
 /// <c>EBUSY</c> is the kernel's answer to a range that never settled, and only when a clock is in scope.
 /// </remarks>
 [ExportCodeFixProvider(LanguageNames.CSharp, Name = nameof(HMM011AddDeadlineCodeFix)), Shared]
-public sealed class HMM011AddDeadlineCodeFix : CodeFixProvider
+public sealed class HMM011AddDeadlineCodeFix : PlannedCodeFix
 {
-    private const string Title = "Give up with EBUSY after the range timeout";
+    /// <inheritdoc />
+    private protected override string Title => "Give up with EBUSY after the range timeout";
     private const string DefaultTimeoutName = "RangeTimeoutNs";
 
     /// <inheritdoc />
     public override ImmutableArray<string> FixableDiagnosticIds { get; } = ImmutableArray.Create(HMM011UnboundedFaultRetryAnalyzer.Id);
 
     /// <inheritdoc />
-    public override FixAllProvider GetFixAllProvider() => SequentialFixAll.Create(Anchor, ApplyAsync);
+    private protected override bool CanFix(SyntaxNode anchor, SemanticModel model, CancellationToken cancellation) =>
+        Plan(anchor, model, cancellation) is not null;
 
     /// <inheritdoc />
-    public override async Task RegisterCodeFixesAsync(CodeFixContext context)
-    {
-        var root = await context.Document.GetSyntaxRootAsync(context.CancellationToken).ConfigureAwait(false);
-        var model = await context.Document.GetSemanticModelAsync(context.CancellationToken).ConfigureAwait(false);
-        if (root is null || model is null)
-            return;
-        foreach (var diagnostic in context.Diagnostics)
-        {
-            var loop = Anchor(root, diagnostic);
-            if (loop is null || Plan(loop, model, context.CancellationToken) is null)
-                continue;
-            context.RegisterCodeFix(
-                CodeAction.Create(Title, async ct => await ApplyAsync(context.Document, loop, ct).ConfigureAwait(false) ?? context.Document, equivalenceKey: Title),
-                diagnostic);
-        }
-    }
-
-    // The loop whose header the diagnostic is on.
-    private static SyntaxNode? Anchor(SyntaxNode root, Diagnostic diagnostic) =>
+    private protected override SyntaxNode? Anchor(SyntaxNode root, Diagnostic diagnostic) =>
         root.FindToken(diagnostic.Location.SourceSpan.Start).Parent?.FirstAncestorOrSelf<StatementSyntax>(
             s => s is WhileStatementSyntax or DoStatementSyntax or ForStatementSyntax);
 
@@ -196,7 +180,8 @@ public sealed class HMM011AddDeadlineCodeFix : CodeFixProvider
         };
     }
 
-    private static async Task<Document?> ApplyAsync(Document document, SyntaxNode anchor, CancellationToken cancellation)
+    /// <inheritdoc />
+    private protected override async Task<Document?> ApplyAsync(Document document, SyntaxNode anchor, CancellationToken cancellation)
     {
         var model = await document.GetSemanticModelAsync(cancellation).ConfigureAwait(false);
         if (model is null || Plan(anchor, model, cancellation) is not { } p)
