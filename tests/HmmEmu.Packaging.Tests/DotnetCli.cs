@@ -35,6 +35,8 @@ internal static class DotnetCli
                 || name.StartsWith("TESTINGPLATFORM", StringComparison.OrdinalIgnoreCase))
                 start.Environment.Remove(name);
         }
+        // NUGET_PACKAGES would override the private package cache a test's nuget.config names.
+        start.Environment.Remove("NUGET_PACKAGES");
         start.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
         start.Environment["DOTNET_NOLOGO"] = "1";
         start.Environment["DOTNET_SKIP_FIRST_TIME_EXPERIENCE"] = "1";

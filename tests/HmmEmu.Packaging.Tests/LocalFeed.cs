@@ -25,8 +25,18 @@ public sealed class LocalFeed : IDisposable
     public string PackOutput { get; }
 
     /// <summary>
-    /// A new, empty folder outside the repository with a nuget.config that restores only from this feed into a private
-    /// package cache (the project's other needs come with the SDK).
+    /// The machine's NuGet global-packages folder (<c>NUGET_PACKAGES</c>, else <c>~/.nuget/packages</c>): the packages
+    /// the repository itself restored (xunit, FsCheck, the test SDK), used here as a local, offline package source.
+    /// </summary>
+    public static string MachinePackagesFolder { get; } =
+        Environment.GetEnvironmentVariable("NUGET_PACKAGES") is { Length: > 0 } folder
+            ? folder
+            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
+
+    /// <summary>
+    /// A new, empty folder outside the repository with a nuget.config that restores into a private package cache from
+    /// two local sources and nothing else: this feed for the HmmEmu packages (source mapping: never an older HmmEmu
+    /// 0.1.0 from the machine), and the machine's global-packages folder for everything else. Nothing is downloaded.
     /// </summary>
     public string NewProjectDirectory(string name)
     {
@@ -41,7 +51,16 @@ public sealed class LocalFeed : IDisposable
               <packageSources>
                 <clear />
                 <add key="hmmemu-local" value="{FeedDirectory}" />
+                <add key="machine-packages" value="{MachinePackagesFolder}" />
               </packageSources>
+              <packageSourceMapping>
+                <packageSource key="hmmemu-local">
+                  <package pattern="HmmEmu.*" />
+                </packageSource>
+                <packageSource key="machine-packages">
+                  <package pattern="*" />
+                </packageSource>
+              </packageSourceMapping>
             </configuration>
             """);
         return dir;
