@@ -53,53 +53,13 @@ internal sealed class GraphValues
     public bool TryGetSingleAssigned(ILocalSymbol local, out IOperation? value) => _singleAssigned.TryGetValue(local, out value);
 
     /// <summary>The value behind <paramref name="operation"/>: conversions stripped and flow captures followed.</summary>
-    public IOperation ResolveCaptures(IOperation operation)
-    {
-        for (int depth = 0; depth < MaxDepth; depth++)
-        {
-            switch (operation)
-            {
-                case IConversionOperation c:
-                    operation = c.Operand;
-                    continue;
-                case IFlowCaptureReferenceOperation r when _captures.TryGetValue(r.Id, out var captured) && captured is not null:
-                    operation = captured;
-                    continue;
-                default:
-                    return operation;
-            }
-        }
-        return operation;
-    }
+    public IOperation ResolveCaptures(IOperation operation) => Follow(operation, throughLocals: false);
 
     /// <summary>
     /// The value behind <paramref name="operation"/>: conversions stripped, flow captures and locals assigned once
     /// followed to what was assigned.
     /// </summary>
-    public IOperation Resolve(IOperation operation)
-    {
-        for (int depth = 0; depth < MaxDepth; depth++)
-        {
-            switch (operation)
-            {
-                case IConversionOperation c:
-                    operation = c.Operand;
-                    continue;
-                case IParenthesizedOperation p:
-                    operation = p.Operand;
-                    continue;
-                case IFlowCaptureReferenceOperation r when _captures.TryGetValue(r.Id, out var captured) && captured is not null:
-                    operation = captured;
-                    continue;
-                case ILocalReferenceOperation l when _singleAssigned.TryGetValue(l.Local, out var assigned) && assigned is not null:
-                    operation = assigned;
-                    continue;
-                default:
-                    return operation;
-            }
-        }
-        return operation;
-    }
+    public IOperation Resolve(IOperation operation) => Follow(operation, throughLocals: true);
 
     /// <summary><paramref name="operation"/> and its descendants, with flow-capture references followed to the value captured.</summary>
     public IEnumerable<IOperation> Expand(IOperation operation)
@@ -137,6 +97,31 @@ internal sealed class GraphValues
             }
         }
         return null;
+    }
+
+    private IOperation Follow(IOperation operation, bool throughLocals)
+    {
+        for (int depth = 0; depth < MaxDepth; depth++)
+        {
+            switch (operation)
+            {
+                case IConversionOperation c:
+                    operation = c.Operand;
+                    continue;
+                case IParenthesizedOperation p when throughLocals:
+                    operation = p.Operand;
+                    continue;
+                case IFlowCaptureReferenceOperation r when _captures.TryGetValue(r.Id, out var captured) && captured is not null:
+                    operation = captured;
+                    continue;
+                case ILocalReferenceOperation l when throughLocals && _singleAssigned.TryGetValue(l.Local, out var assigned) && assigned is not null:
+                    operation = assigned;
+                    continue;
+                default:
+                    return operation;
+            }
+        }
+        return operation;
     }
 
     private void Scan(IOperation root, HashSet<ILocalSymbol> multiply)
