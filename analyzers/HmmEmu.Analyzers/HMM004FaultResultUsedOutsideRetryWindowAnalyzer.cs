@@ -6,6 +6,7 @@ using Microsoft.CodeAnalysis.CSharp.Syntax;
 using Microsoft.CodeAnalysis.Diagnostics;
 using Microsoft.CodeAnalysis.FlowAnalysis;
 using Microsoft.CodeAnalysis.Operations;
+using static HmmEmu.Analyzers.Flow.Operands;
 
 namespace HmmEmu.Analyzers;
 
@@ -114,13 +115,6 @@ public sealed class HMM004FaultResultUsedOutsideRetryWindowAnalyzer : Diagnostic
             }
         }
         return false;
-    }
-
-    private static IOperation Strip(IOperation operation)
-    {
-        while (operation is IConversionOperation c)
-            operation = c.Operand;
-        return operation;
     }
 
     /// <summary>

@@ -353,7 +353,7 @@ public sealed class HMM009NotifierLifetimeAnalyzer : DiagnosticAnalyzer
 
         protected override State? Branch(IOperation condition, bool sense, State state)
         {
-            var value = Resolve(condition);
+            var value = Values.Resolve(condition);
             switch (value)
             {
                 case IUnaryOperation { OperatorKind: UnaryOperatorKind.Not } not:

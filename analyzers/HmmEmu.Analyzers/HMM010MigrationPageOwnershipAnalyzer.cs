@@ -234,7 +234,7 @@ public sealed class HMM010MigrationPageOwnershipAnalyzer : DiagnosticAnalyzer
                 if (Reporting && (state.Of(page) & Own.Owned) != 0 && !_escaped.Contains(page) && _allocSite.TryGetValue(page, out var previous))
                     Report(LeakDescriptor, previous, page.Name, "reaches the next allocation into it");
                 _allocSite[page] = invocation;
-                if (LocalHolding(invocation) is { } holder)
+                if (Values.LocalHolding(invocation) is { } holder)
                 {
                     if (!_resultHolders.TryGetValue(holder, out var pages))
                         _resultHolders[holder] = pages = new List<ILocalSymbol>();
@@ -277,7 +277,7 @@ public sealed class HMM010MigrationPageOwnershipAnalyzer : DiagnosticAnalyzer
             }
             if (Reporting && _readsSources && !state.Tested)
                 Report(UncheckedSourceDescriptor, store, null, null);
-            foreach (var op in Expand(store.Value))
+            foreach (var op in Values.Expand(store.Value))
             {
                 if (op is IInvocationOperation from && KnownSymbols.IsMethod(from.TargetMethod, _symbols.From)
                     && from.Arguments.Length == 1 && Strip(from.Arguments[0].Value) is ILocalReferenceOperation installed && _tracked.Contains(installed.Local))
@@ -294,7 +294,7 @@ public sealed class HMM010MigrationPageOwnershipAnalyzer : DiagnosticAnalyzer
             var value = Strip(condition);
             if (value is IFlowCaptureReferenceOperation or ILocalReferenceOperation)
             {
-                var resolved = Resolve(value);
+                var resolved = Values.Resolve(value);
                 if (!ReferenceEquals(resolved, value) && resolved.Type?.SpecialType == SpecialType.System_Boolean)
                     return Branch(resolved, sense, state);
             }
@@ -346,12 +346,12 @@ public sealed class HMM010MigrationPageOwnershipAnalyzer : DiagnosticAnalyzer
 
         // The array element an assignment stores into; the graph captures it first when the value branches.
         private IArrayElementReferenceOperation? StoredElement(IOperation target) =>
-            target is IFlowCaptureReferenceOperation ? Resolve(target) as IArrayElementReferenceOperation : target as IArrayElementReferenceOperation;
+            target is IFlowCaptureReferenceOperation ? Values.Resolve(target) as IArrayElementReferenceOperation : target as IArrayElementReferenceOperation;
 
         // IsDstStore on the graph's operations: the array and the value may be flow captures.
         private bool IsDstStore(IArrayElementReferenceOperation target, IOperation value) =>
-            _symbols.IsMigrationArray(Resolve(target.ArrayReference), "Dst")
-            || Expand(value).Any(op => op is IInvocationOperation i && KnownSymbols.IsMethod(i.TargetMethod, _symbols.From));
+            _symbols.IsMigrationArray(Values.Resolve(target.ArrayReference), "Dst")
+            || Values.Expand(value).Any(op => op is IInvocationOperation i && KnownSymbols.IsMethod(i.TargetMethod, _symbols.From));
 
         private IEnumerable<ILocalSymbol> AllocResultPages(IOperation result)
         {
@@ -359,7 +359,7 @@ public sealed class HMM010MigrationPageOwnershipAnalyzer : DiagnosticAnalyzer
                 return [page];
             if (result is ILocalReferenceOperation local && _resultHolders.TryGetValue(local.Local, out var pages))
                 return pages;
-            var resolved = Resolve(result);
+            var resolved = Values.Resolve(result);
             if (!ReferenceEquals(resolved, result))
                 return AllocResultPages(resolved);
             return [];
@@ -371,7 +371,7 @@ public sealed class HMM010MigrationPageOwnershipAnalyzer : DiagnosticAnalyzer
         // The operand of '(x & K)' when K includes MigratePfn.Migrate (written with the field).
         private IOperation? MigrateMask(IOperation operation)
         {
-            operation = Strip(Resolve(operation));
+            operation = Strip(Values.Resolve(operation));
             if (operation is not IBinaryOperation { OperatorKind: BinaryOperatorKind.And } and)
                 return null;
             foreach (var op in and.Descendants())
@@ -382,7 +382,7 @@ public sealed class HMM010MigrationPageOwnershipAnalyzer : DiagnosticAnalyzer
             return null;
         }
 
-        protected override void OnExit(IOperation? returnedValue, SyntaxNode? syntax, State state)
+        protected override void OnExit(IOperation? returnedValue, SyntaxNode? syntax, State before, State state)
         {
             foreach (var kv in state.Pages)
             {

@@ -4,6 +4,7 @@ using HmmEmu.Analyzers.Flow;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.Diagnostics;
 using Microsoft.CodeAnalysis.Operations;
+using static HmmEmu.Analyzers.Flow.Operands;
 
 namespace HmmEmu.Analyzers;
 
@@ -108,13 +109,6 @@ public sealed class HMM012OwnerSkipMisuseAnalyzer : DiagnosticAnalyzer
         if (why is null)
             return;
         context.ReportDiagnostic(Diagnostic.Create(Descriptor, Strip(value).Syntax.GetLocation(), Strip(value).Syntax.ToString(), use, why));
-    }
-
-    private static IOperation Strip(IOperation operation)
-    {
-        while (operation is IConversionOperation c)
-            operation = c.Operand;
-        return operation;
     }
 
     private sealed class Symbols

@@ -1,3 +1,4 @@
+using System;
 using System.Collections.Generic;
 using System.Threading;
 using Microsoft.CodeAnalysis;
@@ -7,40 +8,52 @@ using Microsoft.CodeAnalysis.Operations;
 namespace HmmEmu.Analyzers.Flow;
 
 /// <summary>
-/// A small forward dataflow over one method's <see cref="ControlFlowGraph"/> for rules whose state is not the lock set
-/// of <see cref="LockFlowAnalysis"/> (an mm reference held, the ownership of destination pages). The same graph walk:
-/// operations in evaluation order, branch conditions path-sensitive through <see cref="Branch"/>, a <c>finally</c> run
-/// with the state of each path that leaves through it, catch handlers entered from the join of their try block's
-/// states; then one replay of the fixed point with <c>report</c> set, for the rule to report from.
+/// The forward dataflow engine every flow rule runs on: a worklist over one method's <see cref="ControlFlowGraph"/>
+/// (operations in evaluation order, states merged where paths meet, a bound on visits per block), branch conditions
+/// path-sensitive through <see cref="Branch"/>, a <c>finally</c> run with the state of each path that leaves through it,
+/// catch handlers entered from the join of their try block's states; then one replay of the fixed point with
+/// <see cref="Reporting"/> set, for the rule to report from. Lambdas and local functions are skipped: they run on their
+/// own graphs (<see cref="MethodGraphs.Nested"/>).
 /// </summary>
+/// <remarks>
+/// The state is the rule's: the lock set of <see cref="LockFlowAnalysis"/>, the facts that hold on every path of
+/// <see cref="MustFlowAnalysis"/>, or a rule's own (an mm reference held, the ownership of destination pages).
+/// </remarks>
 /// <typeparam name="TState">An immutable state with value equality.</typeparam>
 internal abstract class ForwardFlow<TState>
     where TState : class
 {
+    // A bound on work per block: the lattice is finite, but a pathological graph must not stall the IDE.
     private const int MaxVisitsPerBlock = 64;
     private const int MaxDepth = 16;
 
-    private readonly Dictionary<CaptureId, IOperation?> _captures = new();
-    private readonly Dictionary<ILocalSymbol, IOperation?> _singleAssigned = new(SymbolEqualityComparer.Default);
-    private readonly Dictionary<CaptureId, ILocalSymbol?> _captureLocals = new();
-    private TState?[] _entry = [];
-    private TState?[] _finallyEntry = [];
+    private readonly TState?[] _entry;
+    private readonly TState?[] _finallyEntry;
     private bool _gaveUp;
 
-    /// <summary>Creates the analysis of <paramref name="graph"/>.</summary>
+    /// <summary>Creates the analysis of <paramref name="graph"/> (and scans its values).</summary>
     protected ForwardFlow(ControlFlowGraph graph)
     {
         Graph = graph;
+        Values = new GraphValues(graph);
+        _entry = new TState?[graph.Blocks.Length];
+        _finallyEntry = new TState?[graph.Blocks.Length];
     }
 
     /// <summary>The graph analysed.</summary>
-    protected ControlFlowGraph Graph { get; }
+    public ControlFlowGraph Graph { get; }
+
+    /// <summary>The flow captures and single-assigned locals of <see cref="Graph"/>, to resolve operands through.</summary>
+    public GraphValues Values { get; }
 
     /// <summary>Whether the pass running is the final replay (report from transfer functions only then).</summary>
     protected bool Reporting { get; private set; }
 
     /// <summary>The state at method entry.</summary>
     protected abstract TState Entry { get; }
+
+    /// <summary>Whether the replay also follows each block's branches (refining conditions, reporting exits).</summary>
+    protected virtual bool ReplaysBranches => true;
 
     /// <summary>The state where two paths meet.</summary>
     protected abstract TState Join(TState a, TState b);
@@ -51,21 +64,43 @@ internal abstract class ForwardFlow<TState>
     /// <summary>The effect of <paramref name="operation"/> (its operands were already walked).</summary>
     protected abstract TState Transfer(IOperation operation, TState state);
 
+    /// <summary>The effect of reaching a lambda or local function (its body runs later, on its own graph).</summary>
+    protected virtual TState NestedFunction(IOperation function, TState state) => state;
+
     /// <summary>The state on the edge where <paramref name="condition"/> is <paramref name="sense"/>; null if that edge cannot be taken.</summary>
     protected virtual TState? Branch(IOperation condition, bool sense, TState state) => state;
 
-    /// <summary>A path leaves the method normally (return or end of body), with the state after every <c>finally</c>.</summary>
-    protected virtual void OnExit(IOperation? returnedValue, SyntaxNode? syntax, TState state)
+    /// <summary>
+    /// A test the engine does not take apart itself (see <see cref="Refine"/>): the state on the edge where
+    /// <paramref name="value"/> is <paramref name="sense"/>; null if that edge cannot be taken.
+    /// </summary>
+    protected virtual TState? RefineAtom(IOperation value, bool sense, TState state, int depth) => state;
+
+    /// <summary>
+    /// A path leaves the method normally (return or end of body): <paramref name="returnedValue"/> is the value of a
+    /// <c>return</c> and <paramref name="syntax"/> its statement (both null otherwise); <paramref name="before"/> is the
+    /// state at the end of the block, <paramref name="after"/> the state after every <c>finally</c> ran. Replay only.
+    /// </summary>
+    protected virtual void OnExit(IOperation? returnedValue, SyntaxNode? syntax, TState before, TState after)
     {
     }
+
+    /// <summary>The state the replay starts a block from, given its state on normal paths and inside <c>finally</c> runs.</summary>
+    protected virtual TState? ReplayEntry(TState? normal, TState? inFinally) => normal ?? inFinally;
 
     /// <summary>Solves and replays. False if the graph did not settle within the work bound (nothing was reported).</summary>
     public bool Run(CancellationToken cancellation)
     {
-        Prepass();
+        if (!Solve(cancellation))
+            return false;
+        Replay();
+        return true;
+    }
+
+    /// <summary>Runs to the fixed point. False if the graph did not settle within the work bound.</summary>
+    protected bool Solve(CancellationToken cancellation)
+    {
         int n = Graph.Blocks.Length;
-        _entry = new TState?[n];
-        _finallyEntry = new TState?[n];
         var visits = new int[n];
         var queued = new bool[n];
         var work = new Queue<int>();
@@ -98,148 +133,47 @@ internal abstract class ForwardFlow<TState>
             if (_gaveUp)
                 return false;
         }
-        Reporting = true;
-        foreach (var block in Graph.Blocks)
-        {
-            var state = _entry[block.Ordinal] ?? _finallyEntry[block.Ordinal];
-            if (state is null)
-                continue;
-            var after = WalkBlock(block, state);
-            FollowBranches(block, after, null);
-        }
         return true;
     }
 
-    /// <summary>
-    /// The value behind <paramref name="operation"/>: conversions stripped, flow captures and locals assigned once
-    /// followed to what was assigned.
-    /// </summary>
-    protected IOperation Resolve(IOperation operation)
+    /// <summary>Walks every reachable block once more from its fixed-point state, with <see cref="Reporting"/> set.</summary>
+    protected void Replay()
     {
-        for (int depth = 0; depth < MaxDepth; depth++)
-        {
-            switch (operation)
-            {
-                case IConversionOperation c:
-                    operation = c.Operand;
-                    continue;
-                case IParenthesizedOperation p:
-                    operation = p.Operand;
-                    continue;
-                case IFlowCaptureReferenceOperation r when _captures.TryGetValue(r.Id, out var captured) && captured is not null:
-                    operation = captured;
-                    continue;
-                case ILocalReferenceOperation l when _singleAssigned.TryGetValue(l.Local, out var assigned) && assigned is not null:
-                    operation = assigned;
-                    continue;
-                default:
-                    return operation;
-            }
-        }
-        return operation;
-    }
-
-    /// <summary><paramref name="operation"/> and its descendants, with flow-capture references followed to the value captured.</summary>
-    protected IEnumerable<IOperation> Expand(IOperation operation)
-    {
-        var pending = new Stack<(IOperation Op, int Depth)>();
-        pending.Push((operation, 0));
-        while (pending.Count > 0)
-        {
-            var (op, depth) = pending.Pop();
-            yield return op;
-            if (op is IFlowCaptureReferenceOperation r && depth < MaxDepth && _captures.TryGetValue(r.Id, out var captured) && captured is not null)
-                pending.Push((captured, depth + 1));
-            foreach (var child in op.ChildOperations)
-                pending.Push((child, depth));
-        }
-    }
-
-    /// <summary>The local a flow capture was assigned to (<c>var err = cond ? A() : B();</c>), if the capture is read once into a local.</summary>
-    protected ILocalSymbol? LocalHolding(IOperation value)
-    {
-        for (var parent = value.Parent; parent is not null; parent = parent.Parent)
-        {
-            switch (parent)
-            {
-                case IConversionOperation or IParenthesizedOperation:
-                    continue;
-                case ISimpleAssignmentOperation { Target: ILocalReferenceOperation target }:
-                    return target.Local;
-                case IVariableInitializerOperation { Parent: IVariableDeclaratorOperation declarator }:
-                    return declarator.Symbol;
-                case IFlowCaptureOperation capture:
-                    return _captureLocals.TryGetValue(capture.Id, out var local) ? local : null;
-                default:
-                    return null;
-            }
-        }
-        return null;
-    }
-
-    // ---- pre-pass: captures and single-assignment locals ---------------------------------------------------------------
-
-    private void Prepass()
-    {
-        var multiply = new HashSet<ILocalSymbol>(SymbolEqualityComparer.Default);
+        Reporting = true;
         foreach (var block in Graph.Blocks)
         {
-            foreach (var op in block.Operations)
-                Scan(op, multiply);
-            if (block.BranchValue is not null)
-                Scan(block.BranchValue, multiply);
+            var state = ReplayEntry(_entry[block.Ordinal], _finallyEntry[block.Ordinal]);
+            if (state is null)
+                continue;
+            var after = WalkBlock(block, state);
+            if (ReplaysBranches)
+                FollowBranches(block, after, null);
         }
-        foreach (var local in multiply)
-            _singleAssigned[local] = null;
     }
 
-    private void Scan(IOperation root, HashSet<ILocalSymbol> multiply)
+    /// <summary>
+    /// The state on the edge where <paramref name="value"/> is <paramref name="sense"/>: boolean constants decide the
+    /// edge, conversions, <c>!</c> and flow captures are taken apart, anything else goes to <see cref="RefineAtom"/>.
+    /// </summary>
+    protected TState? Refine(IOperation value, bool sense, TState state, int depth)
     {
-        foreach (var op in root.DescendantsAndSelf())
+        if (depth > MaxDepth)
+            return state;
+        if (value.ConstantValue.HasValue && value.ConstantValue.Value is bool constant)
+            return constant == sense ? state : null;
+        switch (value)
         {
-            switch (op)
-            {
-                case IFlowCaptureOperation capture:
-                    _captures[capture.Id] = _captures.TryGetValue(capture.Id, out var existing) && !ReferenceEquals(existing, capture.Value)
-                        ? null
-                        : capture.Value;
-                    break;
-                case ISimpleAssignmentOperation { Target: ILocalReferenceOperation target } assign:
-                    if (_singleAssigned.ContainsKey(target.Local))
-                        multiply.Add(target.Local);
-                    else
-                        _singleAssigned[target.Local] = assign.Value;
-                    if (Strip(assign.Value) is IFlowCaptureReferenceOperation read)
-                        _captureLocals[read.Id] = _captureLocals.ContainsKey(read.Id) ? null : target.Local;
-                    break;
-                case ICompoundAssignmentOperation { Target: ILocalReferenceOperation target }:
-                    multiply.Add(target.Local);
-                    break;
-                case IIncrementOrDecrementOperation { Target: ILocalReferenceOperation target }:
-                    multiply.Add(target.Local);
-                    break;
-                case IArgumentOperation { Value: ILocalReferenceOperation byRef } arg when arg.Parameter?.RefKind is RefKind.Ref or RefKind.Out:
-                    multiply.Add(byRef.Local);
-                    break;
-                case IDeclarationExpressionOperation { Expression: ILocalReferenceOperation declared }:
-                    multiply.Add(declared.Local);
-                    break;
-                case IDeconstructionAssignmentOperation:
-                    foreach (var l in op.Descendants())
-                    {
-                        if (l is ILocalReferenceOperation lr)
-                            multiply.Add(lr.Local);
-                    }
-                    break;
-            }
+            case IConversionOperation c:
+                return Refine(c.Operand, sense, state, depth + 1);
+            case IUnaryOperation { OperatorKind: UnaryOperatorKind.Not } not:
+                return Refine(not.Operand, !sense, state, depth + 1);
+            case IFlowCaptureReferenceOperation r:
+                return Values.TryGetCaptured(r.Id, out var captured) && captured is not null
+                    ? Refine(captured, sense, state, depth + 1)
+                    : state;
+            default:
+                return RefineAtom(value, sense, state, depth);
         }
-    }
-
-    private static IOperation Strip(IOperation operation)
-    {
-        while (operation is IConversionOperation c)
-            operation = c.Operand;
-        return operation;
     }
 
     // ---- the walk -----------------------------------------------------------------------------------------------------
@@ -256,13 +190,14 @@ internal abstract class ForwardFlow<TState>
     private TState Walk(IOperation operation, TState state)
     {
         if (operation is IFlowAnonymousFunctionOperation or IAnonymousFunctionOperation or ILocalFunctionOperation)
-            return state;   // runs later, on its own graph
+            return NestedFunction(operation, state);
         foreach (var child in operation.ChildOperations)
             state = Walk(child, state);
         return Transfer(operation, state);
     }
 
-    private void ToHandlers(BasicBlock block, TState state, System.Action<int, TState> merge)
+    // A catch or filter handler starts from any state inside its try block (an exception can come from anywhere).
+    private static void ToHandlers(BasicBlock block, TState state, Action<int, TState> merge)
     {
         for (var region = block.EnclosingRegion; region is not null; region = region.EnclosingRegion)
         {
@@ -278,29 +213,28 @@ internal abstract class ForwardFlow<TState>
         }
     }
 
-    private void FollowBranches(BasicBlock block, TState state, System.Action<int, TState>? merge)
+    // Follows the successors of a block; 'merge' is null during the replay, where only exits are reported.
+    private void FollowBranches(BasicBlock block, TState state, Action<int, TState>? merge)
     {
         if (block.ConditionKind == ControlFlowConditionKind.None)
         {
-            Follow(block, block.FallThroughSuccessor, state, merge);
+            Follow(block, block.FallThroughSuccessor, state, state, merge);
             return;
         }
         bool jumpWhen = block.ConditionKind == ControlFlowConditionKind.WhenTrue;
-        Follow(block, block.ConditionalSuccessor, Branch(block.BranchValue!, jumpWhen, state), merge);
-        Follow(block, block.FallThroughSuccessor, Branch(block.BranchValue!, !jumpWhen, state), merge);
+        var taken = Branch(block.BranchValue!, jumpWhen, state);
+        var fallen = Branch(block.BranchValue!, !jumpWhen, state);
+        Follow(block, block.ConditionalSuccessor, taken, state, merge);
+        Follow(block, block.FallThroughSuccessor, fallen, state, merge);
     }
 
-    private void Follow(BasicBlock from, ControlFlowBranch? branch, TState? state, System.Action<int, TState>? merge)
+    private void Follow(BasicBlock from, ControlFlowBranch? branch, TState? state, TState before, Action<int, TState>? merge)
     {
         if (branch is null || state is null)
             return;
-        TState? after = state;
-        foreach (var region in branch.FinallyRegions)
-        {
-            after = RunFinally(region, after);
-            if (after is null)
-                return;
-        }
+        var after = ThroughFinally(branch, state);
+        if (after is null)
+            return;
         var dest = branch.Destination;
         if (dest is null)
             return;
@@ -309,15 +243,27 @@ internal abstract class ForwardFlow<TState>
             if (merge is null)
             {
                 var value = branch.Semantics == ControlFlowBranchSemantics.Return ? from.BranchValue : null;
-                OnExit(value, value?.Syntax.Parent, after);
+                OnExit(value, value?.Syntax.Parent, before, after);
             }
             return;
         }
         merge?.Invoke(dest.Ordinal, after);
     }
 
-    // Runs a finally region from 'input' to its end (its own small fixed point; reports come from the replay of the
-    // joined entry states, once).
+    private TState? ThroughFinally(ControlFlowBranch branch, TState state)
+    {
+        TState? s = state;
+        foreach (var region in branch.FinallyRegions)
+        {
+            s = RunFinally(region, s);
+            if (s is null)
+                return null;
+        }
+        return s;
+    }
+
+    // Runs a finally region from 'input' to its end (its own small fixed point, since it may branch); reports come from
+    // the replay of the joined entry states, once.
     private TState? RunFinally(ControlFlowRegion region, TState input)
     {
         bool reporting = Reporting;
@@ -355,13 +301,9 @@ internal abstract class ForwardFlow<TState>
                     var dest = branch.Destination;
                     if (dest is null || dest.Ordinal < first || dest.Ordinal > last)
                         return;
-                    TState? through = s;
-                    foreach (var nested in branch.FinallyRegions)
-                    {
-                        through = RunFinally(nested, through);
-                        if (through is null)
-                            return;
-                    }
+                    var through = ThroughFinally(branch, s);
+                    if (through is null)
+                        return;
                     var old = local[dest.Ordinal - first];
                     var joined = old is null ? through : Join(old, through);
                     if (old is not null && Same(old, joined))
