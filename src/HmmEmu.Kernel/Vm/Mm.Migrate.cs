@@ -8,6 +8,7 @@ namespace HmmEmu.Kernel.Vm;
 public sealed partial class Mm
 {
     private static readonly TraceEventType s_migrateEvent = new("migrate", "setup", "start", "npages", "cpages");
+    private static readonly TraceSpanType s_migrateSpan = new("migrate", "migrate_vma", crossThread: false, "start", "npages", "cpages");
 
     private SimWaitQueue? _migrationWait;
 
@@ -92,6 +93,7 @@ public sealed partial class Mm
         InvalidateRangeEnd(range);
         args.CPages = cpages;
         Kernel.Trace.Record(s_migrateEvent, start, npages, cpages);
+        args.TraceSpan = Kernel.Trace.Begin(s_migrateSpan, start, npages, cpages);
         return Errno.Ok;
     }
 
@@ -400,6 +402,8 @@ public sealed partial class Mm
             }
         }
         MigrationWait.WakeAll();
+        args.TraceSpan.End(args.NPages);
+        args.TraceSpan = default;
     }
 
     // remove_migration_ptes for one small entry, then the pages' locks and references. Caller holds the page-table lock.
