@@ -22,4 +22,14 @@ public static class ChromeTrace
             throw;
         }
     }
+
+    /// <summary>
+    /// Creates <paramref name="path"/> for several runs in sequence: <see cref="ChromeTraceWriter.Attach"/> each run's
+    /// scheduler (with a label) and <see cref="ChromeTraceWriter.Detach"/> it when the run ends.
+    /// </summary>
+    public static ChromeTraceWriter Create(string path, ChromeTraceOptions? options = null)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        return new ChromeTraceWriter(new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.Read, bufferSize: 1 << 16), options, leaveOpen: false);
+    }
 }

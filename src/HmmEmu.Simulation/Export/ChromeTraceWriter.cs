@@ -8,8 +8,10 @@ namespace HmmEmu.Simulation.Export;
 /// ui.perfetto.dev and chrome://tracing) on the virtual timeline: one track per simulated thread, grouped into
 /// "processes" (host, user processes, one per device); spans as "B"/"E" slices (cross-thread spans as "b"/"e" async
 /// slices); counters as "C"; point events as "i". Timestamps are virtual nanoseconds written as microseconds with
-/// three decimals. The writer listens from construction to <see cref="Dispose"/>, which closes spans still open and
-/// completes the JSON. In deterministic mode the same seed writes the same bytes.
+/// three decimals. The writer listens to one scheduler at a time (<see cref="Attach"/>, <see cref="Detach"/>); runs on
+/// fresh schedulers one after another (a selftest per machine) follow each other on one timeline, each in processes
+/// labelled with its name. <see cref="Dispose"/> detaches, closes spans still open and completes the JSON. In
+/// deterministic mode the same seeds write the same bytes.
 /// </summary>
 /// <remarks>Thread-safe: events from several simulated threads (threaded mode) are serialised by one lock.</remarks>
 public sealed class ChromeTraceWriter : ITraceListener, IDisposable
@@ -17,8 +19,9 @@ public sealed class ChromeTraceWriter : ITraceListener, IDisposable
     private const int FlushThreshold = 1 << 15;
     private const string HostProcess = "host";
 
+    private const ulong SessionGapNs = 1000;
+
     private readonly Lock _lock = new();
-    private readonly Scheduler _scheduler;
     private readonly Stream _stream;
     private readonly bool _leaveOpen;
     private readonly ChromeTraceOptions _options;
@@ -26,6 +29,12 @@ public sealed class ChromeTraceWriter : ITraceListener, IDisposable
     private readonly Dictionary<string, int> _pids = new(StringComparer.Ordinal);
     private readonly Dictionary<int, int> _pidOfThread = [];
     private readonly Dictionary<long, OpenSpan> _open = [];
+    private Scheduler? _scheduler;
+    private string? _label;
+    private int _sessions;
+    private ulong? _firstSeed;
+    private SchedulerMode _firstMode;
+    private ulong _offset;
     private ulong _lastTime;
     private long _written;
     private long _instants;
@@ -34,26 +43,70 @@ public sealed class ChromeTraceWriter : ITraceListener, IDisposable
 
     private readonly record struct OpenSpan(long Order, int Pid, int Tid, TraceEventType Type);
 
-    /// <summary>Starts the JSON on <paramref name="stream"/> and starts listening to <paramref name="scheduler"/>'s trace.</summary>
-    public ChromeTraceWriter(Scheduler scheduler, Stream stream, ChromeTraceOptions? options = null, bool leaveOpen = false)
+    /// <summary>Starts the JSON on <paramref name="stream"/>; <see cref="Attach"/> a scheduler to record its events.</summary>
+    public ChromeTraceWriter(Stream stream, ChromeTraceOptions? options = null, bool leaveOpen = false)
     {
-        ArgumentNullException.ThrowIfNull(scheduler);
         ArgumentNullException.ThrowIfNull(stream);
-        _scheduler = scheduler;
         _stream = stream;
         _leaveOpen = leaveOpen;
         _options = options ?? ChromeTraceOptions.Default;
-        _json = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = false, SkipValidation = false });
+        _json = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = false });
         _json.WriteStartObject();
         _json.WriteString("displayTimeUnit", "ns");
-        _json.WriteStartObject("otherData");
-        _json.WriteString("clock", "virtual (simulated) time; ts in microseconds");
-        _json.WriteString("seed", scheduler.Seed.ToString(CultureInfo.InvariantCulture));
-        _json.WriteString("mode", scheduler.Mode.ToString());
-        _json.WriteEndObject();
         _json.WriteStartArray("traceEvents");
-        PidOf(HostProcess);
-        scheduler.Trace.AddListener(this);
+    }
+
+    /// <summary>Starts the JSON on <paramref name="stream"/> and attaches <paramref name="scheduler"/> (see <see cref="Attach"/>).</summary>
+    public ChromeTraceWriter(Scheduler scheduler, Stream stream, ChromeTraceOptions? options = null, bool leaveOpen = false)
+        : this(stream, options, leaveOpen)
+    {
+        Attach(scheduler);
+    }
+
+    /// <summary>
+    /// Starts recording <paramref name="scheduler"/>'s events. Its time 0 is placed just after the end of the previous
+    /// attached run, and with a <paramref name="label"/> its process names are prefixed with it ("LABEL: host").
+    /// Throws if a scheduler is attached already.
+    /// </summary>
+    public void Attach(Scheduler scheduler, string? label = null)
+    {
+        ArgumentNullException.ThrowIfNull(scheduler);
+        lock (_lock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_scheduler is not null)
+                throw new InvalidOperationException("This ChromeTraceWriter already records a scheduler; Detach it before attaching another.");
+            _scheduler = scheduler;
+            _label = label;
+            _offset = _sessions == 0 ? 0 : _lastTime + SessionGapNs;
+            _lastTime = _offset;
+            _sessions++;
+            _firstSeed ??= scheduler.Seed;
+            if (_sessions == 1)
+                _firstMode = scheduler.Mode;
+            _pidOfThread.Clear();
+            PidOf(label is null ? HostProcess : label + ": " + HostProcess);
+            scheduler.Trace.AddListener(this);
+        }
+    }
+
+    /// <summary>Stops recording the attached scheduler (if any) and ends its spans still open at the last time seen.</summary>
+    public void Detach()
+    {
+        lock (_lock)
+        {
+            if (_scheduler is null)
+                return;
+            _scheduler.Trace.RemoveListener(this);
+            _scheduler = null;
+            if (_disposed)
+                return;
+            // Innermost (latest begun) first, so that B/E pairs stay nested.
+            foreach (var (id, span) in _open.OrderByDescending(kv => kv.Value.Order))
+                WriteEndOf(id, span, _lastTime, result: null);
+            _open.Clear();
+            _json.Flush();
+        }
     }
 
     /// <summary>Events written so far (metadata included).</summary>
@@ -73,10 +126,10 @@ public sealed class ChromeTraceWriter : ITraceListener, IDisposable
     {
         lock (_lock)
         {
-            if (_disposed)
+            if (_disposed || _scheduler is null)
                 return;
-            if (traceEvent.Time > _lastTime)
-                _lastTime = traceEvent.Time;
+            if (_offset + traceEvent.Time > _lastTime)
+                _lastTime = _offset + traceEvent.Time;
             var type = traceEvent.Type;
             switch (type.Phase)
             {
@@ -100,20 +153,25 @@ public sealed class ChromeTraceWriter : ITraceListener, IDisposable
         }
     }
 
-    /// <summary>Stops listening, ends every span still open at the last time seen, and completes and flushes the JSON.</summary>
+    /// <summary>Detaches, ends every span still open at the last time seen, and completes and flushes the JSON.</summary>
     public void Dispose()
     {
-        _scheduler.Trace.RemoveListener(this);
+        Detach();
         lock (_lock)
         {
             if (_disposed)
                 return;
             _disposed = true;
-            // Innermost (latest begun) first, so that B/E pairs stay nested.
-            foreach (var (id, span) in _open.OrderByDescending(kv => kv.Value.Order))
-                WriteEndOf(id, span, _lastTime, result: null);
-            _open.Clear();
             _json.WriteEndArray();
+            _json.WriteStartObject("otherData");
+            _json.WriteString("clock", "virtual (simulated) time; ts in microseconds");
+            _json.WriteString("runs", _sessions.ToString(CultureInfo.InvariantCulture));
+            if (_firstSeed is ulong seed)
+            {
+                _json.WriteString("seed", seed.ToString(CultureInfo.InvariantCulture));
+                _json.WriteString("mode", _firstMode.ToString());
+            }
+            _json.WriteEndObject();
             _json.WriteEndObject();
             _json.Flush();
             _json.Dispose();
@@ -130,7 +188,7 @@ public sealed class ChromeTraceWriter : ITraceListener, IDisposable
         int pid = TrackOf(e.ThreadId);
         _open[e.Span] = new OpenSpan(e.Sequence, pid, e.ThreadId, e.Type);
         bool async = e.Type.Phase == TraceEventPhase.AsyncBegin;
-        StartEvent(async ? "b" : "B", e.Type, e.Time, pid, e.ThreadId);
+        StartEvent(async ? "b" : "B", e.Type, _offset + e.Time, pid, e.ThreadId);
         if (async)
             _json.WriteString("id", SpanId(e.Span));
         WriteArgs(e);
@@ -141,7 +199,7 @@ public sealed class ChromeTraceWriter : ITraceListener, IDisposable
     {
         // A span begun before the writer was attached (or ended twice) has no open begin here: skip it.
         if (_open.Remove(e.Span, out var span))
-            WriteEndOf(e.Span, span, e.Time, e.A);
+            WriteEndOf(e.Span, span, _offset + e.Time, e.A);
     }
 
     private void WriteEndOf(long id, in OpenSpan span, ulong time, ulong? result)
@@ -162,7 +220,7 @@ public sealed class ChromeTraceWriter : ITraceListener, IDisposable
     private void WriteCounter(in TraceEvent e)
     {
         int pid = TrackOf(e.ThreadId);
-        StartEvent("C", e.Type, e.Time, pid, e.ThreadId);
+        StartEvent("C", e.Type, _offset + e.Time, pid, e.ThreadId);
         var names = e.Type.ArgNames;
         _json.WriteStartObject("args");
         if (names.Count > 0)
@@ -186,7 +244,7 @@ public sealed class ChromeTraceWriter : ITraceListener, IDisposable
         }
         _instants++;
         int pid = TrackOf(e.ThreadId);
-        StartEvent("i", e.Type, e.Time, pid, e.ThreadId);
+        StartEvent("i", e.Type, _offset + e.Time, pid, e.ThreadId);
         _json.WriteString("s", "t");
         WriteArgs(e);
         _json.WriteEndObject();
@@ -219,11 +277,12 @@ public sealed class ChromeTraceWriter : ITraceListener, IDisposable
     }
 
     // Virtual nanoseconds as microseconds with the nanoseconds as an exact decimal fraction.
-    private void WriteTimestamp(ulong ns) => _json.WriteNumber("ts", (decimal)ns / 1000m);
+    private void WriteTimestamp(ulong absoluteNs) => _json.WriteNumber("ts", (decimal)absoluteNs / 1000m);
 
     private static string Hex(ulong v) => "0x" + v.ToString("x", CultureInfo.InvariantCulture);
 
-    private static string SpanId(long id) => "0x" + id.ToString("x", CultureInfo.InvariantCulture);
+    // Unique across attached runs, whose span ids all start at 1.
+    private string SpanId(long id) => "0x" + (((ulong)_sessions << 40) | (ulong)id).ToString("x", CultureInfo.InvariantCulture);
 
     // ---- tracks ---------------------------------------------------------------------------------------------------
 
@@ -233,7 +292,7 @@ public sealed class ChromeTraceWriter : ITraceListener, IDisposable
         if (_pidOfThread.TryGetValue(tid, out int pid))
             return pid;
         string process, name;
-        if (tid != 0 && _scheduler.TryGetThreadInfo(tid, out var info))
+        if (tid != 0 && _scheduler!.TryGetThreadInfo(tid, out var info))
         {
             process = _options.ProcessOf?.Invoke(info) ?? DefaultProcessOf(info);
             name = info.Name;
@@ -243,7 +302,7 @@ public sealed class ChromeTraceWriter : ITraceListener, IDisposable
             process = HostProcess;
             name = tid == 0 ? "outside simulated threads" : "T" + tid.ToString(CultureInfo.InvariantCulture);
         }
-        pid = PidOf(process);
+        pid = PidOf(_label is null ? process : _label + ": " + process);
         _pidOfThread[tid] = pid;
         WriteMetadata("thread_name", pid, tid, name);
         WriteSortIndex("thread_sort_index", pid, tid, tid);
