@@ -13,9 +13,10 @@ internal static class ChromeTraceAssert
 
     /// <summary>
     /// Parses <paramref name="json"/> and asserts: a traceEvents array and displayTimeUnit "ns"; every event has
-    /// ph, ts, pid, tid; a process_name for every pid and a thread_name for every (pid, tid) used; B/E balanced and
-    /// nested per track (same name); every async b has exactly one e with the same id and name; X has dur >= 0;
-    /// timestamps non-decreasing per track in file order.
+    /// ph, ts, pid, tid; a process_name for every pid and a thread_name for every (pid, tid) used by a slice or an
+    /// instant; B/E balanced and nested per track (same name); every async b has exactly one e with the same id and
+    /// name; X has dur >= 0; counter values are numbers; timestamps non-decreasing per track (and per counter) in file
+    /// order.
     /// </summary>
     public static Summary Valid(byte[] json)
     {
@@ -32,6 +33,7 @@ internal static class ChromeTraceAssert
         var usedTracks = new HashSet<(long, long)>();
         var stacks = new Dictionary<(long, long), Stack<string>>();
         var lastTs = new Dictionary<(long, long), decimal>();
+        var lastCounterTs = new Dictionary<(long, string), decimal>();
         var asyncOpen = new Dictionary<string, string>();
         var asyncClosed = new HashSet<string>();
         var slices = new Dictionary<string, int>(StringComparer.Ordinal);
@@ -54,8 +56,21 @@ internal static class ChromeTraceAssert
                     threadNames.Add((pid, tid));
                 continue;
             }
-            var track = (pid, tid);
             usedPids.Add(pid);
+            if (ph == "C")
+            {
+                // Counters are process-scoped: one track per (pid, name); tid only says who sampled.
+                Assert.Equal(JsonValueKind.Object, e.GetProperty("args").ValueKind);
+                foreach (var series in e.GetProperty("args").EnumerateObject())
+                    Assert.Equal(JsonValueKind.Number, series.Value.ValueKind);
+                var counter = (pid, name);
+                if (lastCounterTs.TryGetValue(counter, out decimal previous))
+                    Assert.True(ts >= previous, $"counter {name} of pid {pid} goes back in time at event #{count}");
+                lastCounterTs[counter] = ts;
+                counters[name] = counters.GetValueOrDefault(name) + 1;
+                continue;
+            }
+            var track = (pid, tid);
             usedTracks.Add(track);
             if (lastTs.TryGetValue(track, out decimal before))
                 Assert.True(ts >= before, $"event #{count} ({ph} {name}) at {ts} goes back in time on track {track} (last {before})");
@@ -85,12 +100,6 @@ internal static class ChromeTraceAssert
                 case "X":
                     Assert.True(e.GetProperty("dur").GetDecimal() >= 0, $"event #{count}: X {name} with a negative dur");
                     slices[name] = slices.GetValueOrDefault(name) + 1;
-                    break;
-                case "C":
-                    Assert.Equal(JsonValueKind.Object, e.GetProperty("args").ValueKind);
-                    foreach (var series in e.GetProperty("args").EnumerateObject())
-                        Assert.Equal(JsonValueKind.Number, series.Value.ValueKind);
-                    counters[name] = counters.GetValueOrDefault(name) + 1;
                     break;
                 case "i":
                     instants++;

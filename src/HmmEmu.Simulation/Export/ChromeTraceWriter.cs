@@ -7,11 +7,11 @@ namespace HmmEmu.Simulation.Export;
 /// Streams a simulation's trace as Chrome/Perfetto trace-event JSON (the JSON Object Format, opened by
 /// ui.perfetto.dev and chrome://tracing) on the virtual timeline: one track per simulated thread, grouped into
 /// "processes" (host, user processes, one per device); spans as "B"/"E" slices (cross-thread spans as "b"/"e" async
-/// slices); counters as "C"; point events as "i". Timestamps are virtual nanoseconds written as microseconds with
-/// three decimals. The writer listens to one scheduler at a time (<see cref="Attach"/>, <see cref="Detach"/>); runs on
-/// fresh schedulers one after another (a selftest per machine) follow each other on one timeline, each in processes
-/// labelled with its name. <see cref="Dispose"/> detaches, closes spans still open and completes the JSON. In
-/// deterministic mode the same seeds write the same bytes.
+/// slices); counters as "C" in the process named after their category; point events as "i". Timestamps are virtual
+/// nanoseconds written as microseconds with three decimals. The writer listens to one scheduler at a time
+/// (<see cref="Attach"/>, <see cref="Detach"/>); runs on fresh schedulers one after another (a selftest per machine)
+/// follow each other on one timeline, each in processes labelled with its name. <see cref="Dispose"/> detaches,
+/// closes spans still open and completes the JSON. In deterministic mode the same seeds write the same bytes.
 /// </summary>
 /// <remarks>Thread-safe: events from several simulated threads (threaded mode) are serialised by one lock.</remarks>
 public sealed class ChromeTraceWriter : ITraceListener, IDisposable
@@ -217,9 +217,11 @@ public sealed class ChromeTraceWriter : ITraceListener, IDisposable
         _json.WriteEndObject();
     }
 
+    // A counter belongs to the process named after its category ("gpu.vram" to "gpu"), whichever thread sampled it,
+    // so that each counter is one track.
     private void WriteCounter(in TraceEvent e)
     {
-        int pid = TrackOf(e.ThreadId);
+        int pid = PidOf(_label is null ? e.Type.Category : _label + ": " + e.Type.Category);
         StartEvent("C", e.Type, _offset + e.Time, pid, e.ThreadId);
         var names = e.Type.ArgNames;
         _json.WriteStartObject("args");
