@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 
 namespace HmmEmu.Simulation.Export;
@@ -50,7 +51,8 @@ public sealed class ChromeTraceWriter : ITraceListener, IDisposable
         _stream = stream;
         _leaveOpen = leaveOpen;
         _options = options ?? ChromeTraceOptions.Default;
-        _json = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = false });
+        // Relaxed escaping: argument names such as "mm<<8|event" stay readable (the file is never embedded in HTML).
+        _json = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = false, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
         _json.WriteStartObject();
         _json.WriteString("displayTimeUnit", "ns");
         _json.WriteStartArray("traceEvents");
