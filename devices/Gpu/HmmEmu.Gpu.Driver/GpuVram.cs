@@ -59,7 +59,8 @@ internal sealed class GpuVram : IDevicePagemapOps
     }
 
     /// <summary>Samples the pages in use into the trace's "gpu.vram" counter (after a migration or an eviction). Never sleeps.</summary>
-    public void TraceUsage() => _device.Kernel.Trace.Record(s_usageCounter, (ulong)(Pages - FreePages));
+    /// <remarks>Reads the free count without the lock: a sample, not a decision, and no lock traffic when nobody listens.</remarks>
+    public void TraceUsage() => _device.Kernel.Trace.Record(s_usageCounter, (ulong)(Pages - Volatile.Read(ref _free)));
 
     /// <summary>Whether <paramref name="pfn"/> is one of our VRAM pages.</summary>
     public bool Owns(ulong pfn) => Pagemap.Contains(pfn);
