@@ -1,5 +1,6 @@
 using System.Globalization;
 using HmmEmu.Simulation;
+using HmmEmu.Simulation.Export;
 using HmmEmu.Testing.Selftests;
 
 namespace HmmEmu.Cli;
@@ -8,9 +9,10 @@ namespace HmmEmu.Cli;
 public static class Program
 {
     private const string Usage = """
-        usage: hmmemu selftest [--seed N] [--mode deterministic|threaded] [--filter TEXT] [--list]
+        usage: hmmemu selftest [--seed N] [--mode deterministic|threaded] [--filter TEXT] [--list] [--trace FILE]
           Runs the port of the kernel's HMM selftests (tools/testing/selftests/mm/hmm-tests.c) against the mirror
           device on a simulated machine and prints kselftest TAP. Exits 1 if any test fails, 2 on bad arguments.
+          --trace FILE writes the runs as Chrome/Perfetto trace JSON on the virtual timeline (docs/tracing.md).
 
         """ + ExploreCommand.Usage + "\n\n" + DemoCommand.Usage;
 
@@ -37,6 +39,7 @@ public static class Program
         var mode = SchedulerMode.Deterministic;
         string? filter = null;
         bool list = false;
+        string? tracePath = null;
         for (int i = 1; i < args.Length; i++)
         {
             string? Value() => i + 1 < args.Length ? args[++i] : null;
@@ -57,6 +60,11 @@ public static class Program
                 case "--list":
                     list = true;
                     break;
+                case "--trace":
+                    tracePath = Value();
+                    if (string.IsNullOrEmpty(tracePath))
+                        return Fail("--trace needs a file name.");
+                    break;
                 default:
                     return Fail($"unknown option '{args[i]}'.");
             }
@@ -70,7 +78,8 @@ public static class Program
         }
         if (tests.Count == 0)
             return Fail($"no test matches '{filter}'.");
-        int failures = SelftestRunner.RunAll(tests, Console.Out, seed, mode);
+        using var trace = tracePath is null ? null : ChromeTrace.Create(tracePath);
+        int failures = SelftestRunner.RunAll(tests, Console.Out, seed, mode, trace);
         return failures == 0 ? 0 : 1;
     }
 

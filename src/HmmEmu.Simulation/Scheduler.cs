@@ -17,6 +17,7 @@ public abstract class Scheduler : IDisposable
     private static readonly TraceEventType s_exitEvent = new("sched", "exit", "thread", "failed");
 
     private readonly SimRandom _root;
+    private readonly Dictionary<int, SimThreadInfo> _threadInfos = [];
     private int _nextThreadId;
 
     /// <summary>Creates the scheduler's clock, trace and random root from the options.</summary>
@@ -100,9 +101,21 @@ public abstract class Scheduler : IDisposable
         int id = Interlocked.Increment(ref _nextThreadId);
         var thread = new SimThread(this, id, name, kind, daemon, body);
         thread.LocalTime = CurrentTime();
+        lock (_threadInfos)
+            _threadInfos[id] = new SimThreadInfo(id, name, kind);
         Register(thread);
         Trace.Record(s_spawnEvent, (ulong)id);
         return thread;
+    }
+
+    /// <summary>
+    /// The id, name and kind of the thread with <paramref name="id"/>, for every thread this scheduler ever created
+    /// (also after it finished); false for an unknown id (and for 0, code outside any simulated thread).
+    /// </summary>
+    public bool TryGetThreadInfo(int id, out SimThreadInfo info)
+    {
+        lock (_threadInfos)
+            return _threadInfos.TryGetValue(id, out info);
     }
 
     /// <summary>

@@ -10,11 +10,15 @@ namespace HmmEmu.Simulation;
 /// <param name="C">Third argument.</param>
 public readonly record struct TraceEvent(long Sequence, ulong Time, int ThreadId, TraceEventType Type, ulong A, ulong B, ulong C)
 {
+    /// <summary>For a span's begin and end events, the span's id (the sequence number of its begin event plus one); else 0.</summary>
+    public long Span { get; init; }
+
     /// <inheritdoc />
     public override string ToString()
     {
         var names = Type.ArgNames;
         string Arg(int i, ulong v) => i < names.Count ? $" {names[i]}=0x{v:x}" : "";
-        return $"#{Sequence} t={Time}ns T{ThreadId} {Type}{Arg(0, A)}{Arg(1, B)}{Arg(2, C)}";
+        string span = Type.Phase is TraceEventPhase.Instant or TraceEventPhase.Counter ? "" : $" {Type.Phase} span={Span}";
+        return $"#{Sequence} t={Time}ns T{ThreadId} {Type}{span}{Arg(0, A)}{Arg(1, B)}{Arg(2, C)}";
     }
 }

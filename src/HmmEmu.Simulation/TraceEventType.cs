@@ -11,6 +11,11 @@ public sealed class TraceEventType
     /// <param name="name">Event name, e.g. "invalidate_start".</param>
     /// <param name="argNames">Names of the up to three numeric arguments, for trace export.</param>
     public TraceEventType(string category, string name, params string[] argNames)
+        : this(category, name, TraceEventPhase.Instant, argNames)
+    {
+    }
+
+    internal TraceEventType(string category, string name, TraceEventPhase phase, string[] argNames)
     {
         ArgumentException.ThrowIfNullOrEmpty(category);
         ArgumentException.ThrowIfNullOrEmpty(name);
@@ -19,8 +24,24 @@ public sealed class TraceEventType
         Category = category;
         Name = name;
         ArgNames = argNames;
-        Id = StableHash.Of(category + "." + name);
+        Phase = phase;
+        ulong id = StableHash.Of(category + "." + name);
+        Id = phase == TraceEventPhase.Instant ? id : StableHash.Fold(id, (ulong)phase);
     }
+
+    /// <summary>
+    /// Declares a counter: each <see cref="Trace.Record"/> of it samples up to three values (A, B, C), one series per
+    /// argument name, e.g. <c>TraceEventType.Counter("gpu", "vram", "used_pages")</c>.
+    /// </summary>
+    public static TraceEventType Counter(string category, string name, params string[] seriesNames)
+    {
+        if (seriesNames.Length == 0)
+            throw new ArgumentException($"Counter '{category}.{name}' needs at least one series name.", nameof(seriesNames));
+        return new TraceEventType(category, name, TraceEventPhase.Counter, seriesNames);
+    }
+
+    /// <summary>What the event marks: a point (the default), a span's begin or end, or a counter sample.</summary>
+    public TraceEventPhase Phase { get; }
 
     /// <summary>The subsystem that emits this event.</summary>
     public string Category { get; }

@@ -101,4 +101,55 @@ public sealed class TraceTests
     {
         Assert.Equal(StableHash.Empty, StableHash.Of(""));
     }
+
+    private static readonly TraceSpanType s_span = new("test", "span", crossThread: false, "x");
+
+    [Fact]
+    public void Begin_ThenEnd_RecordsTwoEventsSharingTheSpanId()
+    {
+        using var s = Scheduler.Create(new SimulationOptions { Seed = 1 });
+        s.Trace.RetainEvents = true;
+
+        var span = s.Trace.Begin(s_span, 5);
+        span.End(9);
+
+        var events = s.Trace.Snapshot();
+        Assert.Equal([TraceEventPhase.Begin, TraceEventPhase.End], events.Select(e => e.Type.Phase));
+        Assert.Equal(span.Id, events[0].Span);
+        Assert.Equal(span.Id, events[1].Span);
+        Assert.Equal((5UL, 9UL), (events[0].A, events[1].A));
+    }
+
+    [Fact]
+    public void Hash_SpanEndedWithOtherResult_DifferentHash()
+    {
+        static ulong Run(ulong result)
+        {
+            using var s = Scheduler.Create(new SimulationOptions { Seed = 1 });
+            s.Trace.Begin(s_span, 5).End(result);
+            return s.Trace.Hash;
+        }
+
+        Assert.Equal(Run(1), Run(1));
+        Assert.NotEqual(Run(1), Run(2));
+    }
+
+    [Fact]
+    public void Record_OneEndOfASpan_Throws()
+    {
+        using var s = Scheduler.Create(new SimulationOptions { Seed = 1 });
+
+        var e = Assert.Throws<ArgumentException>(() => s.Trace.Record(s_span.Begin));
+        Assert.Contains("Trace.Begin", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void EndOfDefaultSpan_RecordsNothing()
+    {
+        using var s = Scheduler.Create(new SimulationOptions { Seed = 1 });
+
+        default(TraceSpan).End();
+
+        Assert.Equal(0, s.Trace.Count);
+    }
 }

@@ -4,6 +4,7 @@ using HmmEmu.Kernel.Bus;
 using HmmEmu.Kernel.Locking;
 using HmmEmu.Kernel.Memory;
 using HmmEmu.Kernel.Migration;
+using HmmEmu.Simulation;
 using static HmmEmu.Gpu.GpuRegisters;
 
 namespace HmmEmu.Gpu.Driver;
@@ -31,6 +32,8 @@ public sealed class GpuDevice
     public const int FaultEntries = 512;
 
     private const ulong PollNs = 500;
+
+    private static readonly TraceSpanType s_faultBatchSpan = new("gpu", "fault_batch", crossThread: false, "records");
 
     private readonly HostKernel _kernel;
     private readonly PciDev _dev;
@@ -479,7 +482,9 @@ public sealed class GpuDevice
                 batch.Add(GpuFaultRecord.Read(buffer.Slice((int)(i & (FaultEntries - 1)) * GpuFaultRecord.Size, GpuFaultRecord.Size)));
             _faultGet = put;
             _bar.Write32(FaultGet, put);
+            var span = _kernel.Trace.Begin(s_faultBatchSpan, (ulong)batch.Count);
             _batcher.Resolve(batch);
+            span.End();
         }
     }
 

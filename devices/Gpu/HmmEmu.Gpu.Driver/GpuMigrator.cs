@@ -250,6 +250,7 @@ internal sealed class GpuMigrator
             Migrate.VmaPages(args);
             long n = CountMigrated(args);
             Migrate.VmaFinalize(args);
+            _device.Vram.TraceUsage();
             moved += n;
             Interlocked.Add(ref _toVramPages, n);
             return Errno.Ok;
@@ -266,6 +267,7 @@ internal sealed class GpuMigrator
         Migrate.VmaPages(args);
         long n = CountMigrated(args);
         Migrate.VmaFinalize(args);
+        _device.Vram.TraceUsage();
         Interlocked.Add(ref _toSystemPages, n);
         return n;
     }
@@ -303,6 +305,7 @@ internal sealed class GpuMigrator
                 n++;
         }
         m.Complete();
+        _device.Vram.TraceUsage();
         Interlocked.Add(ref _evictedPages, n);
         Interlocked.Add(ref _toSystemPages, n);
         return n > 0;

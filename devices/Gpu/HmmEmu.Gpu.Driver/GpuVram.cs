@@ -2,6 +2,7 @@ using HmmEmu.Kernel.Locking;
 using HmmEmu.Kernel.Memory;
 using HmmEmu.Kernel.Migration;
 using HmmEmu.Kernel.Vm;
+using HmmEmu.Simulation;
 
 namespace HmmEmu.Gpu.Driver;
 
@@ -13,6 +14,8 @@ namespace HmmEmu.Gpu.Driver;
 /// <remarks>Lock: <c>_lock</c> (spinlock) guards the bitmap and the block state; never sleeps under it.</remarks>
 internal sealed class GpuVram : IDevicePagemapOps
 {
+    private static readonly TraceEventType s_usageCounter = TraceEventType.Counter("gpu", "vram", "used_pages");
+
     /// <summary>Pages per block (2 MiB), the unit of eviction.</summary>
     public const int BlockPages = 512;
 
@@ -54,6 +57,10 @@ internal sealed class GpuVram : IDevicePagemapOps
                 return _free;
         }
     }
+
+    /// <summary>Samples the pages in use into the trace's "gpu.vram" counter (after a migration or an eviction). Never sleeps.</summary>
+    /// <remarks>Reads the free count without the lock: a sample, not a decision, and no lock traffic when nobody listens.</remarks>
+    public void TraceUsage() => _device.Kernel.Trace.Record(s_usageCounter, (ulong)(Pages - Volatile.Read(ref _free)));
 
     /// <summary>Whether <paramref name="pfn"/> is one of our VRAM pages.</summary>
     public bool Owns(ulong pfn) => Pagemap.Contains(pfn);

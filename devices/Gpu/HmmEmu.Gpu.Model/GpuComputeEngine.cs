@@ -28,6 +28,8 @@ internal sealed class GpuComputeEngine : IDisposable
     private static readonly TraceEventType s_faultEvent = new("gpu", "fault", "context", "address", "access");
     private static readonly TraceEventType s_contextErrorEvent = new("gpu", "context_error", "context", "error", "address");
     private static readonly TraceEventType s_resetEvent = new("gpu", "compute_reset", "discarded");
+    private static readonly TraceSpanType s_kernelSpan = new("gpu", "kernel", crossThread: true, "context<<8|kernel", "arg0", "arg1");
+    private static readonly TraceEventType s_tlbCounter = TraceEventType.Counter("gpu", "compute_tlb_hit_rate", "percent");
 
     private readonly GpuModel _model;
     private readonly Scheduler _scheduler;
@@ -431,6 +433,7 @@ internal sealed class GpuComputeEngine : IDisposable
             return;
         }
         c.Current = cmd;
+        c.KernelSpan = _scheduler.Trace.Begin(s_kernelSpan, ((ulong)c.Id << 8) | (ulong)cmd.Kernel, cmd.Arg0, cmd.Arg1);
         c.Progress = new KernelProgress { Pointer = cmd.Kernel == GpuKernel.PointerChase ? cmd.Arg0 : 0 };
         c.HasCurrent = true;
         UpdateStateLocked(c, leaveError: true);
@@ -770,6 +773,14 @@ internal sealed class GpuComputeEngine : IDisposable
                 _model.DeviceError(GpuDeviceError.WriteBack, GpuRegisters.StatusCommandError, cmd.FenceAddress);
         }
         c.Completed++;
+        if (c.KernelSpan.IsValid)
+        {
+            c.KernelSpan.End(c.State == GpuContextState.Error ? 1UL : 0UL);   // 0 completed, 1 failed, 2 reset
+            c.KernelSpan = default;
+            var tlb = _mmu.Stats;
+            long lookups = tlb.Hits + tlb.Misses;
+            _scheduler.Trace.Record(s_tlbCounter, lookups == 0 ? 0UL : (ulong)(tlb.Hits * 100 / lookups));
+        }
         UpdateStateLocked(c, leaveError: true);
         if ((cmd.Flags & GpuCommandFlags.Interrupt) != 0)
             _model.Signal(GpuRegisters.IntFence);
@@ -801,6 +812,8 @@ internal sealed class GpuComputeEngine : IDisposable
                 discarded += c.Fifo.Count + (c.HasCurrent ? 1 : 0);
                 c.Fifo.Clear();
                 c.HasCurrent = false;
+                c.KernelSpan.End(2);   // discarded by the reset
+                c.KernelSpan = default;
                 c.Stalled = false;
                 c.CancelRequested = false;
                 c.InvalidatePending = false;

@@ -35,6 +35,9 @@ internal sealed class GpuContextSlot(int id)
     /// <summary>CTX_COMPLETED.</summary>
     public ulong Completed;
 
+    /// <summary>The trace span of the running LAUNCH, from its start to its completion (default when none runs).</summary>
+    public HmmEmu.Simulation.TraceSpan KernelSpan;
+
     /// <summary>Whether <see cref="Current"/> holds a started LAUNCH.</summary>
     public bool HasCurrent;
 

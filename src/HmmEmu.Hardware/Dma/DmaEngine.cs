@@ -35,6 +35,7 @@ public sealed class DmaEngine : IDisposable
     private static readonly TraceEventType s_completeEvent = new("dma", "complete", "index", "status", "bytes");
     private static readonly TraceEventType s_resetEvent = new("dma", "reset", "aborted");
     private static readonly TraceEventType s_ringErrorEvent = new("dma", "ring_error", "ring", "error", "index");
+    private static readonly TraceSpanType s_transferSpan = new("dma", "transfer", crossThread: false, "source", "destination", "length");
 
     private readonly Scheduler _scheduler;
     private readonly DmaEngineOptions _options;
@@ -289,6 +290,7 @@ public sealed class DmaEngine : IDisposable
     // Runs on the worker thread only.
     private void Execute(in DmaDescriptor d, RingTicket ticket)
     {
+        var span = _scheduler.Trace.Begin(s_transferSpan, d.Source, d.Destination, d.Length);
         _scheduler.Charge(_options.DescriptorNs);
         ulong done = 0, faultAddress = 0;
         Access faultAccess = 0;
@@ -316,6 +318,7 @@ public sealed class DmaEngine : IDisposable
             _failedSinceFence = true;
         Submission.Advance(ticket);
         Post(new DmaCompletion(d.Cookie, ticket.Index, status, faultAccess, done, faultAddress), d.Flags);
+        span.End(done);
     }
 
     private bool IsWellFormed(in DmaDescriptor d) =>

@@ -1,10 +1,14 @@
 using HmmEmu.Kernel.Vm;
+using HmmEmu.Simulation;
 
 namespace HmmEmu.Kernel.Migration;
 
 /// <summary>The arguments and state of one migration (struct migrate_vma).</summary>
 public sealed class MigrateVma
 {
+    /// <summary>The trace span from setup to finalize (open while the migration is set up).</summary>
+    internal TraceSpan TraceSpan { get; set; }
+
     /// <summary>The VMA to migrate in; [Start, End) must lie inside it.</summary>
     public Vma? Vma { get; set; }
 

@@ -16,6 +16,7 @@ internal sealed class MmuNotifierSubscriptions
     private static readonly TraceEventType s_invStart = new("mmu_notifier", "invalidate_start", "mm<<8|event", "start", "end");
     private static readonly TraceEventType s_invEnd = new("mmu_notifier", "invalidate_end", "mm", "seq");
     private static readonly TraceEventType s_callback = new("mmu_notifier", "callback", "notifier_start", "seq", "ok");
+    private static readonly TraceSpanType s_callbackSpan = new("mmu_notifier", "invalidate", crossThread: false, "notifier_start", "range_start", "event");
 
     // KernelMutant.NarrowNotifierSeq: the sequence wraps at 3 bits.
     private const ulong NarrowSeqMask = 7;
@@ -235,6 +236,7 @@ internal sealed class MmuNotifierSubscriptions
         if (!range.Blockable)
             task.NonBlockDepth++;
         bool ok;
+        var span = _kernel.Trace.Begin(s_callbackSpan, sub.Start, range.Start, (ulong)range.Event);
         try
         {
             ok = sub.Ops.Invalidate(sub, range, curSeq);
@@ -248,6 +250,7 @@ internal sealed class MmuNotifierSubscriptions
         }
         _kernel.Scheduler.Charge(_kernel.Timing.InvalidationNs);
         _kernel.Trace.Record(s_callback, sub.Start, curSeq, ok ? 1UL : 0UL);
+        span.End(ok ? 1UL : 0UL);
         if (ok && sub.Seq != curSeq && range.Event is not (NotifierEvent.Migrate or NotifierEvent.Exclusive))
         {
             _kernel.Warn($"The invalidate callback of {sub} returned true for {range} without calling SetSeq({curSeq}). " +

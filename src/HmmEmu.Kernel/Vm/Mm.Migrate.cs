@@ -8,6 +8,7 @@ namespace HmmEmu.Kernel.Vm;
 public sealed partial class Mm
 {
     private static readonly TraceEventType s_migrateEvent = new("migrate", "setup", "start", "npages", "cpages");
+    private static readonly TraceSpanType s_migrateSpan = new("migrate", "migrate_vma", crossThread: false, "start", "npages", "select");
 
     private SimWaitQueue? _migrationWait;
 
@@ -43,6 +44,9 @@ public sealed partial class Mm
         Array.Clear(args.Src, 0, (int)npages);
         args.NPages = npages;
         args.CPages = 0;
+
+        // The span covers setup (and its invalidation) through finalize.
+        args.TraceSpan = Kernel.Trace.Begin(s_migrateSpan, start, npages, (ulong)args.Flags);
 
         // A driver's migration notifies MMU_NOTIFY_MIGRATE with its owner (so it may skip its own callback); one the
         // kernel starts on a device's pages (a long-term pin) must reach that device's mirrors too.
@@ -400,6 +404,8 @@ public sealed partial class Mm
             }
         }
         MigrationWait.WakeAll();
+        args.TraceSpan.End(args.CPages);
+        args.TraceSpan = default;
     }
 
     // remove_migration_ptes for one small entry, then the pages' locks and references. Caller holds the page-table lock.

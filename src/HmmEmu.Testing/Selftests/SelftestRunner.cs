@@ -2,6 +2,7 @@ using HmmEmu.Kernel;
 using HmmEmu.Kernel.Migration;
 using HmmEmu.Mirror;
 using HmmEmu.Simulation;
+using HmmEmu.Simulation.Export;
 
 namespace HmmEmu.Testing.Selftests;
 
@@ -11,8 +12,11 @@ namespace HmmEmu.Testing.Selftests;
 /// </summary>
 public static class SelftestRunner
 {
-    /// <summary>Runs one case on a fresh machine with <paramref name="seed"/> and <paramref name="mode"/>.</summary>
-    public static SelftestResult Run(HmmSelftest test, ulong seed = 1, SchedulerMode mode = SchedulerMode.Deterministic)
+    /// <summary>
+    /// Runs one case on a fresh machine with <paramref name="seed"/> and <paramref name="mode"/>; with a
+    /// <paramref name="trace"/>, the run is recorded into it, labelled with the case's name.
+    /// </summary>
+    public static SelftestResult Run(HmmSelftest test, ulong seed = 1, SchedulerMode mode = SchedulerMode.Deterministic, ChromeTraceWriter? trace = null)
     {
         ArgumentNullException.ThrowIfNull(test);
         if (test.SkipReason is not null)
@@ -26,6 +30,7 @@ public static class SelftestRunner
         };
         var process = kernel.CreateProcess("hmm-tests");
         string? failure = null;
+        trace?.Attach(kernel.Scheduler, test.FullName);
         try
         {
             kernel.Run(() =>
@@ -54,6 +59,10 @@ public static class SelftestRunner
         {
             failure = $"{e.GetType().Name}: {e.Message}";
         }
+        finally
+        {
+            trace?.Detach();
+        }
         if (failure is null && kernel.Warnings.Count > 0)
             failure = $"kernel warning: {kernel.Warnings[0]}";
         failure ??= LeakCheck(kernel, devices);
@@ -80,7 +89,8 @@ public static class SelftestRunner
     /// <summary>
     /// Runs <paramref name="tests"/> and writes kselftest TAP to <paramref name="output"/>. Returns the number of failures.
     /// </summary>
-    public static int RunAll(IReadOnlyList<HmmSelftest> tests, TextWriter output, ulong seed = 1, SchedulerMode mode = SchedulerMode.Deterministic)
+    /// <remarks>With a <paramref name="trace"/>, every case is recorded into it, one after another on its timeline.</remarks>
+    public static int RunAll(IReadOnlyList<HmmSelftest> tests, TextWriter output, ulong seed = 1, SchedulerMode mode = SchedulerMode.Deterministic, ChromeTraceWriter? trace = null)
     {
         ArgumentNullException.ThrowIfNull(tests);
         ArgumentNullException.ThrowIfNull(output);
@@ -93,7 +103,7 @@ public static class SelftestRunner
         {
             var t = tests[i];
             W($"#  RUN           {t.FullName} ...");
-            var r = Run(t, seed, mode);
+            var r = Run(t, seed, mode, trace);
             switch (r.Outcome)
             {
                 case SelftestOutcome.Pass:
