@@ -12,12 +12,13 @@ namespace HmmEmu.Cli;
 internal static class DemoCommand
 {
     internal const string Usage = """
-        usage: hmmemu demo [--seed N] [--mode deterministic|threaded] [--json] [--help]
+        usage: hmmemu demo [--seed N] [--mode deterministic|threaded] [--json] [--trace FILE] [--help]
           Boots one machine (128 MiB RAM, a GPU with 4 MiB VRAM, two RDMA NICs on a link) and runs: GPU saxpy with
           first-touch faults and after prefetch, CPU/GPU ping-pong, VRAM oversubscription, an RDMA ODP WRITE between two
           processes, and an RDMA WRITE from a buffer in GPU VRAM. Every result is checked against a CPU computation; a
           table shows wall and virtual time, faults, batches, migrations, evictions, TLB hit rate and invalidations.
-          --json prints the summary as JSON on stdout (progress goes to stderr). Exits 1 if a workload is not verified.
+          --json prints the summary as JSON on stdout (progress goes to stderr). --trace FILE writes the run as
+          Chrome/Perfetto trace JSON on the virtual timeline (docs/tracing.md). Exits 1 if a workload is not verified.
         """;
 
     public static int Run(string[] args) => Run(args, Console.Out, Console.Error);
@@ -28,6 +29,7 @@ internal static class DemoCommand
         ulong seed = 1;
         var mode = SchedulerMode.Deterministic;
         bool json = false;
+        string? tracePath = null;
         for (int i = 1; i < args.Length; i++)
         {
             string? Value() => i + 1 < args.Length ? args[++i] : null;
@@ -46,6 +48,11 @@ internal static class DemoCommand
                 case "--json":
                     json = true;
                     break;
+                case "--trace":
+                    tracePath = Value();
+                    if (string.IsNullOrEmpty(tracePath))
+                        return Fail(stderr, "--trace needs a file name.");
+                    break;
                 case "-h" or "--help":
                     stdout.WriteLine(Usage);
                     return 0;
@@ -55,7 +62,7 @@ internal static class DemoCommand
         }
         // With --json, stdout carries only the document: progress goes to stderr.
         var progressTo = json ? stderr : stdout;
-        var report = DemoRunner.Run(new DemoOptions(seed, mode), line => progressTo.WriteLine(line));
+        var report = DemoRunner.Run(new DemoOptions(seed, mode, TracePath: tracePath), line => progressTo.WriteLine(line));
         if (json)
         {
             stdout.WriteLine(report.ToJson());

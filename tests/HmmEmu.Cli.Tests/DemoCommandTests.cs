@@ -23,6 +23,49 @@ public sealed class DemoCommandTests
     }
 
     [Fact]
+    public void Run_Trace_WritesATraceTheStructureCheckAcceptsWithTheDemosSlicesAndCounters()
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"hmmemu-demo-{Guid.NewGuid():N}.json");
+        try
+        {
+            var (code, _, _) = Run("demo", "--json", "--trace", path);
+
+            Assert.Equal(0, code);
+            var summary = HmmEmu.Simulation.Tests.ChromeTraceAssert.Valid(File.ReadAllBytes(path));
+            foreach (string slice in new[] { "gpu.kernel", "gpu.fault_batch", "mmu_notifier.invalidate", "dma.transfer", "migrate.migrate_vma" })
+                Assert.True(summary.Slices.GetValueOrDefault(slice) > 0, $"no '{slice}' slice");
+            Assert.True(summary.Counters.GetValueOrDefault("gpu.vram") > 0, "no VRAM counter");
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
+    public void Run_Json_SplitsVirtualTimeIntoKernelFaultAndDmaSpans()
+    {
+        var (code, stdout, _) = Run("demo", "--json");
+
+        Assert.Equal(0, code);
+        using var doc = JsonDocument.Parse(stdout);
+        var rows = doc.RootElement.GetProperty("workloads").EnumerateArray().ToDictionary(r => r.GetProperty("id").GetString()!);
+        // First-touch saxpy: the kernel ran, its faults were handled in batches that migrated by DMA.
+        var fault = rows["saxpy-fault"];
+        Assert.True(fault.GetProperty("gpuKernelNs").GetUInt64() > 0);
+        Assert.True(fault.GetProperty("gpuFaultBatchNs").GetUInt64() > 0);
+        Assert.True(fault.GetProperty("dmaTransferNs").GetUInt64() > 0);
+        // Each part lies within the workload's virtual time; the RDMA-only workload runs no GPU kernel.
+        foreach (var r in rows.Values)
+        {
+            ulong total = r.GetProperty("virtualNs").GetUInt64();
+            Assert.True(r.GetProperty("gpuFaultBatchNs").GetUInt64() <= total, r.GetProperty("id").GetString());
+        }
+        Assert.Equal(0UL, rows["rdma-odp-write"].GetProperty("gpuKernelNs").GetUInt64());
+        Assert.Equal(0UL, rows["saxpy-prefetch"].GetProperty("gpuFaultBatchNs").GetUInt64());
+    }
+
+    [Fact]
     public void Run_Default_PrintsProgressAndTheTable()
     {
         var (code, stdout, _) = Run("demo");
@@ -40,6 +83,7 @@ public sealed class DemoCommandTests
     [InlineData("--mode", "1", "--mode must be 'deterministic' or 'threaded'")]
     [InlineData("--frobnicate", null, "unknown option '--frobnicate'")]
     [InlineData("--seed", null, "--seed needs a non-negative integer")]
+    [InlineData("--trace", null, "--trace needs a file name")]
     public void Run_BadOption_ExitCode2WithMessage(string option, string? value, string message)
     {
         var (code, stdout, stderr) = Run(value is null ? ["demo", option] : ["demo", option, value]);

@@ -15,13 +15,17 @@ namespace HmmEmu.Testing.Demo;
 /// <param name="TlbHits">Hits of the GPU compute TLB and both NICs' translation caches.</param>
 /// <param name="TlbMisses">Misses of the same TLBs.</param>
 /// <param name="Invalidations">mmu interval notifier callbacks the kernel delivered (trace event mmu_notifier.callback).</param>
+/// <param name="ComputeNs">Virtual time inside GPU kernels (trace spans gpu.kernel).</param>
+/// <param name="FaultNs">Virtual time the GPU driver spent handling fault batches (trace spans gpu.fault_batch).</param>
+/// <param name="TransferNs">Virtual time inside DMA transfers (trace spans dma.transfer).</param>
 public readonly record struct DemoCounters(
     ulong VirtualNs, long GpuFaults, long GpuBatches, long NicFaults, long CpuFaults, long ToVram, long ToSystem, long Evicted,
-    long TlbHits, long TlbMisses, long Invalidations)
+    long TlbHits, long TlbMisses, long Invalidations, ulong ComputeNs, ulong FaultNs, ulong TransferNs)
 {
     /// <summary>What happened between <paramref name="before"/> and this snapshot.</summary>
     public DemoCounters Since(in DemoCounters before) => new(
         VirtualNs - before.VirtualNs, GpuFaults - before.GpuFaults, GpuBatches - before.GpuBatches, NicFaults - before.NicFaults,
         CpuFaults - before.CpuFaults, ToVram - before.ToVram, ToSystem - before.ToSystem, Evicted - before.Evicted,
-        TlbHits - before.TlbHits, TlbMisses - before.TlbMisses, Invalidations - before.Invalidations);
+        TlbHits - before.TlbHits, TlbMisses - before.TlbMisses, Invalidations - before.Invalidations,
+        ComputeNs - before.ComputeNs, FaultNs - before.FaultNs, TransferNs - before.TransferNs);
 }

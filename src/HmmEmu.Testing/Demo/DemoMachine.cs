@@ -143,7 +143,8 @@ public sealed class DemoMachine : IDisposable
         return new DemoCounters(Kernel.Clock.Now, gpu.Faults, gpu.Batches,
             nicA.RequesterFaults + nicA.ResponderFaults + nicB.RequesterFaults + nicB.ResponderFaults,
             _trace.CpuFaults, Gpu.PagesToVram, Gpu.PagesToSystem, Gpu.PagesEvicted,
-            tlbG.Hits + tlbA.Hits + tlbB.Hits, tlbG.Misses + tlbA.Misses + tlbB.Misses, _trace.Callbacks);
+            tlbG.Hits + tlbA.Hits + tlbB.Hits, tlbG.Misses + tlbA.Misses + tlbB.Misses, _trace.Callbacks,
+            _trace.ComputeNs, _trace.FaultNs, _trace.TransferNs);
     }
 
     /// <summary>A connected RC pair: a PD, a CQ and a QP on each side, both QPs in RTS.</summary>

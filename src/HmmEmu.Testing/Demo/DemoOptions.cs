@@ -10,7 +10,8 @@ namespace HmmEmu.Testing.Demo;
 /// element overwritten by the CPU in simulated memory just before the final read-back; that workload must then report
 /// "not verified". Null in every real run.
 /// </param>
-public sealed record DemoOptions(ulong Seed = 1, SchedulerMode Mode = SchedulerMode.Deterministic, string? Tamper = null)
+/// <param name="TracePath">If set, the whole run is written there as Chrome/Perfetto trace JSON (docs/tracing.md).</param>
+public sealed record DemoOptions(ulong Seed = 1, SchedulerMode Mode = SchedulerMode.Deterministic, string? Tamper = null, string? TracePath = null)
 {
     /// <summary>The default run: seed 1, deterministic.</summary>
     public static DemoOptions Default { get; } = new();

@@ -23,6 +23,8 @@ public sealed record DemoReport(ulong Seed, SchedulerMode Mode, IReadOnlyList<De
     public static IReadOnlyList<string> ColumnNotes { get; } =
     [
         "wall ms    host time (Stopwatch), for information only; virt us: virtual time charged by the timing model",
+        "kern/flt/dma us   virtual time inside GPU kernels, GPU fault-batch handling and DMA transfers (trace spans);",
+        "           they overlap (a kernel waits while its faults are handled, a fault batch migrates by DMA)",
         "dev flt    device page faults: GPU fault records of the demo's context + ODP faults raised by both NICs",
         "batch      GPU fault batches (one replay each); '-' where the GPU is not used (the NIC has no batching)",
         "mm flt     handle_mm_fault calls (trace event mm.fault): CPU faults, and the faults hmm_range_fault takes for devices",
@@ -37,13 +39,13 @@ public sealed record DemoReport(ulong Seed, SchedulerMode Mode, IReadOnlyList<De
     {
         var c = CultureInfo.InvariantCulture;
         var sb = new StringBuilder();
-        sb.AppendLine(c, $"{"workload",-16} {"wall ms",8} {"virt us",10} {"dev flt",7} {"batch",5} {"mm flt",7} {"->vram",6} {"->ram",6} {"evict",6} {"tlb hit",7} {"inval",6}  verdict");
+        sb.AppendLine(c, $"{"workload",-16} {"wall ms",8} {"virt us",10} {"kern us",9} {"flt us",9} {"dma us",9} {"dev flt",7} {"batch",5} {"mm flt",7} {"->vram",6} {"->ram",6} {"evict",6} {"tlb hit",7} {"inval",6}  verdict");
         foreach (var r in Rows)
         {
             var k = r.Counters;
             string tlb = r.TlbHitPercent is { } h ? string.Create(c, $"{h:F1}%") : "-";
             string batches = r.UsesGpu ? k.GpuBatches.ToString(c) : "-";
-            sb.AppendLine(c, $"{r.Id,-16} {r.WallMs,8:F0} {k.VirtualNs / 1000.0,10:F1} {k.GpuFaults + k.NicFaults,7} {batches,5} {k.CpuFaults,7} {k.ToVram,6} {k.ToSystem,6} {k.Evicted,6} {tlb,7} {k.Invalidations,6}  {(r.Verified ? "verified" : "FAILED")}");
+            sb.AppendLine(c, $"{r.Id,-16} {r.WallMs,8:F0} {k.VirtualNs / 1000.0,10:F1} {k.ComputeNs / 1000.0,9:F1} {k.FaultNs / 1000.0,9:F1} {k.TransferNs / 1000.0,9:F1} {k.GpuFaults + k.NicFaults,7} {batches,5} {k.CpuFaults,7} {k.ToVram,6} {k.ToSystem,6} {k.Evicted,6} {tlb,7} {k.Invalidations,6}  {(r.Verified ? "verified" : "FAILED")}");
         }
         sb.AppendLine();
         foreach (var r in Rows)
@@ -75,6 +77,9 @@ public sealed record DemoReport(ulong Seed, SchedulerMode Mode, IReadOnlyList<De
                 detail = r.Detail,
                 wallMs = r.WallMs,
                 virtualNs = r.Counters.VirtualNs,
+                gpuKernelNs = r.Counters.ComputeNs,
+                gpuFaultBatchNs = r.Counters.FaultNs,
+                dmaTransferNs = r.Counters.TransferNs,
                 deviceFaults = r.Counters.GpuFaults + r.Counters.NicFaults,
                 gpuFaults = r.Counters.GpuFaults,
                 nicFaults = r.Counters.NicFaults,

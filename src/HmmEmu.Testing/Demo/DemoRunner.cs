@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using HmmEmu.Simulation.Export;
 
 namespace HmmEmu.Testing.Demo;
 
@@ -19,6 +20,7 @@ public static class DemoRunner
         long start = Stopwatch.GetTimestamp();
         ulong traceHash;
         using (var machine = new DemoMachine(options))
+        using (var trace = options.TracePath is null ? null : ChromeTrace.Open(options.TracePath, machine.Kernel.Scheduler))
         {
             progress?.Invoke(string.Create(CultureInfo.InvariantCulture,
                 $"booting: {DemoMachine.RamBytes >> 20} MiB RAM, GPU with {DemoMachine.VramBytes >> 20} MiB VRAM, two NICs on a link; seed {options.Seed}, {options.Mode}"));
