@@ -33,6 +33,11 @@ internal static class ExploreCommand
     {
         if (args.Length > 1 && args[1] == "merge")
             return Merge(args[2..]);
+        if (args.Length > 1 && args[1] is "-h" or "--help")
+        {
+            Console.WriteLine(Usage);
+            return 0;
+        }
         ulong seed = 1;
         int cases = 100, steps = 40, shard = 0, shards = 1;
         string devices = "mirror";

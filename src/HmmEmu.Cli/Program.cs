@@ -14,7 +14,7 @@ public static class Program
           device on a simulated machine and prints kselftest TAP. Exits 1 if any test fails, 2 on bad arguments.
           --trace FILE writes the runs as Chrome/Perfetto trace JSON on the virtual timeline (docs/tracing.md).
 
-        """ + ExploreCommand.Usage + "\n\n" + DemoCommand.Usage;
+        """ + ExploreCommand.Usage + "\n\n" + DemoCommand.Usage + "\n\n" + DemoCommand.RunUsage;
 
     /// <summary>Entry point.</summary>
     public static int Main(string[] args)
@@ -27,7 +27,7 @@ public static class Program
         }
         if (args[0] == "explore")
             return ExploreCommand.Run(args);
-        if (args[0] == "demo")
+        if (args[0] is "demo" or "run")
             return DemoCommand.Run(args);
         if (args[0] != "selftest")
         {
@@ -57,6 +57,9 @@ public static class Program
                 case "--filter":
                     filter = Value() ?? "";
                     break;
+                case "-h" or "--help":
+                    Console.WriteLine(Usage);
+                    return 0;
                 case "--list":
                     list = true;
                     break;

@@ -118,6 +118,29 @@ public sealed class DemoCommandTests
         Assert.Contains("usage: hmmemu demo", sw.ToString(), StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("selftest", "usage: hmmemu selftest")]
+    [InlineData("explore", "usage: hmmemu explore")]
+    [InlineData("demo", "usage: hmmemu demo")]
+    [InlineData("run", "usage: hmmemu run <workload>")]
+    public void Main_CommandHelp_PrintsItsUsageAndExits0(string command, string usage)
+    {
+        var saved = Console.Out;
+        using var sw = new StringWriter();
+        Console.SetOut(sw);
+        int code;
+        try
+        {
+            code = Program.Main([command, "--help"]);
+        }
+        finally
+        {
+            Console.SetOut(saved);
+        }
+        Assert.Equal(0, code);
+        Assert.Contains(usage, sw.ToString(), StringComparison.Ordinal);
+    }
+
     private static (int Code, string Stdout, string Stderr) Run(params string[] args)
     {
         using var stdout = new StringWriter();

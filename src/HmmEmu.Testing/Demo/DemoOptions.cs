@@ -11,7 +11,9 @@ namespace HmmEmu.Testing.Demo;
 /// "not verified". Null in every real run.
 /// </param>
 /// <param name="TracePath">If set, the whole run is written there as Chrome/Perfetto trace JSON (docs/tracing.md).</param>
-public sealed record DemoOptions(ulong Seed = 1, SchedulerMode Mode = SchedulerMode.Deterministic, string? Tamper = null, string? TracePath = null)
+/// <param name="Only">If set, the ids of the workloads to run (in the demo's order); null runs them all.</param>
+public sealed record DemoOptions(
+    ulong Seed = 1, SchedulerMode Mode = SchedulerMode.Deterministic, string? Tamper = null, string? TracePath = null, IReadOnlyList<string>? Only = null)
 {
     /// <summary>The default run: seed 1, deterministic.</summary>
     public static DemoOptions Default { get; } = new();

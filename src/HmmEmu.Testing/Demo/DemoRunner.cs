@@ -16,6 +16,8 @@ public static class DemoRunner
         ArgumentNullException.ThrowIfNull(options);
         if (options.Tamper is { } t && !DemoWorkloads.Ids.Contains(t))
             throw new ArgumentException($"Tamper names no workload: '{t}'; the ids are {string.Join(", ", DemoWorkloads.Ids)}.", nameof(options));
+        if (options.Only?.FirstOrDefault(id => !DemoWorkloads.Ids.Contains(id)) is { } unknown)
+            throw new ArgumentException($"Only names no workload: '{unknown}'; the ids are {string.Join(", ", DemoWorkloads.Ids)}.", nameof(options));
         var rows = new List<DemoRow>();
         long start = Stopwatch.GetTimestamp();
         ulong traceHash;
@@ -26,7 +28,7 @@ public static class DemoRunner
                 $"booting: {DemoMachine.RamBytes >> 20} MiB RAM, GPU with {DemoMachine.VramBytes >> 20} MiB VRAM, two NICs on a link; seed {options.Seed}, {options.Mode}"));
             machine.Run(m =>
             {
-                var all = DemoWorkloads.All;
+                var all = DemoWorkloads.All.Where(w => options.Only is null || options.Only.Contains(w.Id)).ToList();
                 for (int i = 0; i < all.Count; i++)
                 {
                     var w = all[i];
