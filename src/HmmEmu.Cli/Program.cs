@@ -14,7 +14,7 @@ public static class Program
           device on a simulated machine and prints kselftest TAP. Exits 1 if any test fails, 2 on bad arguments.
           --trace FILE writes the runs as Chrome/Perfetto trace JSON on the virtual timeline (docs/tracing.md).
 
-        """ + ExploreCommand.Usage + "\n\n" + DemoCommand.Usage + "\n\n" + DemoCommand.RunUsage;
+        """ + ExploreCommand.Usage + "\n\n" + DemoCommand.Usage + "\n\n" + DemoCommand.RunUsage + "\n\n" + BenchCommand.Usage;
 
     /// <summary>Entry point.</summary>
     public static int Main(string[] args)
@@ -29,6 +29,8 @@ public static class Program
             return ExploreCommand.Run(args);
         if (args[0] is "demo" or "run")
             return DemoCommand.Run(args);
+        if (args[0] == "bench")
+            return BenchCommand.Run(args);
         if (args[0] != "selftest")
         {
             Console.Error.WriteLine($"hmmemu: unknown command '{args[0]}'.");

@@ -123,6 +123,7 @@ public sealed class DemoCommandTests
     [InlineData("explore", "usage: hmmemu explore")]
     [InlineData("demo", "usage: hmmemu demo")]
     [InlineData("run", "usage: hmmemu run <workload>")]
+    [InlineData("bench", "usage: hmmemu bench")]
     public void Main_CommandHelp_PrintsItsUsageAndExits0(string command, string usage)
     {
         var saved = Console.Out;
