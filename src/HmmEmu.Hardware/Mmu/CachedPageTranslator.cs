@@ -55,15 +55,12 @@ public sealed class CachedPageTranslator : ITranslator
     public TranslationResult Translate(TranslationUse use, ushort asid, ulong address, Access access)
     {
         ulong need = Rights.Required(access);
-        ref var slot = ref _uses.Live(use.Slot);
-        if (address >= DevicePageTable.VirtualAddressLimit)
-            return TranslationResult.Fail(TranslationStatus.OutOfRange);
-        ulong vpn = address >> DevicePageTable.PageShift;
-        // Publish the touch before looking up: an invalidation that removes the entry after this point waits for us.
-        InFlightUses.Touch(ref slot, asid, vpn);
-        if (_tlb.TryLookup(asid, vpn, out ulong pte))
+        var status = _tlb.LookupUnderUse(use, asid, address, out ulong pte);
+        if (status == TranslationStatus.Ok)
             return Result(pte, asid, address, need);
-        return Miss(asid, vpn, address, need);
+        if (status != TranslationStatus.NotPresent)
+            return TranslationResult.Fail(status);
+        return Miss(asid, address >> DevicePageTable.PageShift, address, need);
     }
 
     /// <inheritdoc cref="DeviceMmu.EndUse" />

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using HmmEmu.Hardware.Memory;
 using HmmEmu.Hardware.Translation;
 using HmmEmu.Simulation;
@@ -23,6 +24,7 @@ public sealed class DeviceMmu : ITranslator
     private readonly PageTableWalker _walker;
     private readonly DeviceTlb _tlb;
     private readonly InFlightUses _uses;
+    private readonly InFlightUses.Slot[] _slots;
 
     /// <summary>
     /// Creates an engine MMU over <paramref name="roots"/> (shared by the device's engines) whose tables and pages live
@@ -39,6 +41,7 @@ public sealed class DeviceMmu : ITranslator
         _tlb = new DeviceTlb(scheduler, options.Name, options.TlbSets, options.TlbWays, options.UseSlots,
             options.WalkCacheEntries);
         _uses = _tlb.Uses;
+        _slots = _uses.Slots;
     }
 
     /// <summary>The page-table base of each address-space id (shared with the device's other engines).</summary>
@@ -68,15 +71,22 @@ public sealed class DeviceMmu : ITranslator
     public TranslationResult Translate(TranslationUse use, ushort asid, ulong address, Access access)
     {
         ulong need = Rights.Required(access);
-        ref var slot = ref _uses.Live(use.Slot);
-        if (address >= DevicePageTable.VirtualAddressLimit)
-            return TranslationResult.Fail(TranslationStatus.OutOfRange);
         ulong vpn = address >> DevicePageTable.PageShift;
-        // Publish the touch before looking up: an invalidation that removes the entry after this point waits for us.
-        InFlightUses.Touch(ref slot, asid, vpn);
-        if (_tlb.TryLookup(asid, vpn, out ulong pte))
-            return Result(pte, address, need);
-        return Miss(asid, vpn, address, access, need);
+        // The hit path: the use has already published (and fenced) this page, and the TLB holds it. An ended use and
+        // slot 0 (untracked) have no pages recorded, so they take the other path, which throws; so does an address
+        // past the limit, which it fails.
+        var slots = _slots;
+        if ((uint)use.Slot < (uint)slots.Length && address >> DevicePageTable.VirtualAddressBits == 0)
+        {
+            // In bounds: checked just above.
+            ref var slot = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(slots), use.Slot);
+            if (InFlightUses.Covers(ref slot, asid, vpn) && _tlb.TryHit(asid, vpn, out ulong pte))
+            {
+                slot.Hits++;
+                return Result(pte, address, need);
+            }
+        }
+        return TranslateTouching(use, asid, address, access, need);
     }
 
     /// <summary>Ends a unit of work: invalidations waiting only on it complete. Never sleeps.</summary>
@@ -102,6 +112,17 @@ public sealed class DeviceMmu : ITranslator
         if (!_roots.TryGet(asid, out var root))
             return new WalkResult(TranslationStatus.OutOfRange, 0, DevicePte.Invalid, Aperture.System, 0, 0, default);
         return _walker.Peek(root, address);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private TranslationResult TranslateTouching(TranslationUse use, ushort asid, ulong address, Access access, ulong need)
+    {
+        var status = _tlb.LookupUnderUse(use, asid, address, out ulong pte);
+        if (status == TranslationStatus.Ok)
+            return Result(pte, address, need);
+        if (status != TranslationStatus.NotPresent)
+            return TranslationResult.Fail(status);
+        return Miss(asid, address >> DevicePageTable.PageShift, address, access, need);
     }
 
     private TranslationResult Miss(ushort asid, ulong vpn, ulong address, Access access, ulong need)

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using HmmEmu.Hardware.Translation;
 using HmmEmu.Simulation;
 using TraceEventType = HmmEmu.Simulation.TraceEventType;
 
@@ -15,14 +16,16 @@ namespace HmmEmu.Hardware.Mmu;
 /// </summary>
 /// <remarks>
 /// <para>
-/// Layout: flat arrays, <see cref="Sets"/> × <see cref="Ways"/> entries; page number <c>vpn</c> lives in set
-/// <c>vpn mod Sets</c>. A fill goes to the way already holding the page, else the first empty way, else the set's
+/// Layout: one flat array, <see cref="Sets"/> sets of <see cref="Ways"/> entries each (a set's stride is the ways
+/// rounded up to a power of two); page number <c>vpn</c> lives in set <c>vpn mod Sets</c>. A fill goes to the way already holding the page, else the first empty way, else the set's
 /// round-robin victim (which then advances): replacement is first-in first-out per set and fully deterministic.
 /// </para>
 /// <para>
-/// Concurrency: fills and invalidations take the TLB's lock and bump the set's version (odd while changing); a
-/// lookup reads the version, the ways and the version again, and takes the lock only if a change raced it. A hit
-/// therefore costs no lock and no interlocked operation, and never allocates. Invalidations bump a sequence that a
+/// Concurrency: fills and invalidations take the TLB's lock. A writer clears an entry's tag before it changes the
+/// leaf and publishes the new tag last (release stores); a lookup reads the tag, the leaf and the tag again, and
+/// takes the lock only if the tag changed in between. A leaf read between two equal reads of a tag therefore belongs
+/// to that tag (a writer that changed the leaf cleared the tag first, and restored it only after the new leaf). A
+/// hit costs no lock and no interlocked operation, and never allocates. Invalidations bump a sequence that a
 /// fill compares against the value read before its walk, so a walk that raced an invalidation never installs what
 /// it read. Counters are plain fields: exact in deterministic mode, approximate if several threads translate
 /// through one TLB at once in threaded mode.
@@ -33,9 +36,11 @@ public sealed class DeviceTlb
     /// <summary>The default number of level-1 tables the page-walk cache keeps.</summary>
     public const int DefaultWalkCacheEntries = 8;
 
-    private const ulong TagValid = 1UL << 63;
+    // An empty entry's tag: a real tag, (asid << 48) | page number with a 36-bit page number, is never all ones.
+    private const ulong Empty = ulong.MaxValue;
     private const int AsidBits = 16;
-    private const ulong AsidMask = (1UL << AsidBits) - 1;
+    // A tag is (asid << AsidShift) | page number: the same key the in-flight uses compare (InFlightUses.Covers).
+    private const int AsidShift = 48;
     private const ulong VpnMask = (DevicePageTable.VirtualAddressLimit >> DevicePageTable.PageShift) - 1;
     private const ulong MaxVpn = VpnMask;
 
@@ -43,10 +48,12 @@ public sealed class DeviceTlb
         new("mmu", "tlb_invalidate", "kind_asid", "first_page", "last_page");
 
     private readonly Entry[] _entries;
-    private readonly int[] _versions;
     private readonly int[] _victims;
     private readonly int _setMask;
     private readonly int _ways;
+    private readonly int _strideShift;
+    private readonly int _setByteShift;
+    private readonly ulong _setByteMask;
     private readonly Lock _lock = new();
     private readonly InFlightUses _uses;
     private readonly PageWalkCache _walkCache;
@@ -82,8 +89,13 @@ public sealed class DeviceTlb
             throw new ArgumentOutOfRangeException(nameof(useSlots), useSlots, "In-flight use slots must be from 1 to 4096.");
         _scheduler = scheduler;
         Name = name;
-        _entries = new Entry[sets * ways];
-        _versions = new int[sets];
+        _strideShift = BitOperations.Log2(BitOperations.RoundUpToPowerOf2((uint)ways));
+        _entries = new Entry[sets << _strideShift];
+        foreach (ref var e in _entries.AsSpan())
+            e.Tag = Empty;
+        // A set's byte offset in _entries is (vpn << _setByteShift) & _setByteMask (an Entry is 16 bytes).
+        _setByteShift = _strideShift + 4;
+        _setByteMask = (ulong)(sets - 1) << _setByteShift;
         _victims = new int[sets];
         _setMask = sets - 1;
         _ways = ways;
@@ -101,7 +113,7 @@ public sealed class DeviceTlb
     public int Ways => _ways;
 
     /// <summary>Total entries.</summary>
-    public int Capacity => _entries.Length;
+    public int Capacity => Sets * _ways;
 
     /// <summary>Level-1 tables the page-walk cache keeps at most (0: no page-walk cache).</summary>
     public int WalkCacheCapacity => _walkCache.Capacity;
@@ -122,7 +134,7 @@ public sealed class DeviceTlb
                 int n = 0;
                 foreach (ref readonly var e in _entries.AsSpan())
                 {
-                    if (e.Tag != 0)
+                    if (e.Tag != Empty)
                         n++;
                 }
                 return n;
@@ -132,7 +144,7 @@ public sealed class DeviceTlb
 
     /// <summary>A snapshot of the counters.</summary>
     public TlbStats Stats => new(
-        Volatile.Read(ref _hits), Volatile.Read(ref _misses), Volatile.Read(ref _walks), Volatile.Read(ref _walkFaults),
+        Volatile.Read(ref _hits) + _uses.Hits, Volatile.Read(ref _misses), Volatile.Read(ref _walks), Volatile.Read(ref _walkFaults),
         Volatile.Read(ref _fills), Volatile.Read(ref _fillsDiscarded), Volatile.Read(ref _evictions),
         Volatile.Read(ref _invalidations), Volatile.Read(ref _entriesDropped), Volatile.Read(ref _invalidationWaits),
         _walkCache.Hits, _walkCache.Misses);
@@ -169,8 +181,8 @@ public sealed class DeviceTlb
         {
             foreach (ref readonly var e in _entries.AsSpan())
             {
-                if (e.Tag != 0)
-                    entries.Add(new TlbEntry((ushort)(e.Tag & AsidMask), ((e.Tag >> AsidBits) & VpnMask) << DevicePageTable.PageShift, new DevicePte(e.Pte)));
+                if (e.Tag != Empty)
+                    entries.Add(new TlbEntry((ushort)(e.Tag >> AsidShift), (e.Tag & VpnMask) << DevicePageTable.PageShift, new DevicePte(e.Pte)));
             }
         }
         return entries;
@@ -222,23 +234,26 @@ public sealed class DeviceTlb
         {
             for (int set = 0; set <= _setMask; set++)
             {
-                if ((_versions[set] & 1) != 0)
-                    throw new InvalidOperationException($"{Name}: set {set} is left mid-change (version {_versions[set]}).");
                 if ((uint)_victims[set] >= (uint)_ways)
                     throw new InvalidOperationException($"{Name}: set {set} has victim way {_victims[set]} of {_ways}.");
-                int b = set * _ways;
+                int b = set << _strideShift;
+                for (int w = (1 << _strideShift) - 1; w >= _ways; w--)
+                {
+                    if (_entries[b + w].Tag != Empty || _entries[b + w].Pte != 0)
+                        throw new InvalidOperationException($"{Name}: padding way {w} of set {set} is in use.");
+                }
                 for (int w = 0; w < _ways; w++)
                 {
                     ulong tag = _entries[b + w].Tag;
-                    if (tag == 0)
+                    if (tag == Empty)
                         continue;
-                    ulong vpn = (tag >> AsidBits) & VpnMask;
+                    ulong vpn = tag & VpnMask;
                     if (SetOfVpn(vpn) != set)
                         throw new InvalidOperationException($"{Name}: page 0x{vpn:x} is cached in set {set}, not {SetOfVpn(vpn)}.");
                     for (int o = w + 1; o < _ways; o++)
                     {
                         if (_entries[b + o].Tag == tag)
-                            throw new InvalidOperationException($"{Name}: page 0x{vpn:x} asid {tag & AsidMask} is cached twice in set {set}.");
+                            throw new InvalidOperationException($"{Name}: page 0x{vpn:x} asid {tag >> AsidShift} is cached twice in set {set}.");
                     }
                 }
             }
@@ -248,39 +263,69 @@ public sealed class DeviceTlb
     }
 
     /// <summary>
-    /// Looks page <paramref name="vpn"/> of <paramref name="asid"/> up and counts a hit or a miss. Lock-free unless a
-    /// change to the set races it; never allocates, never sleeps.
+    /// A translation's lookup under <paramref name="use"/>, in the order the ATS rule needs: checks the use (throws for
+    /// one that is not live), fails an address at or past 2^48 with <see cref="TranslationStatus.OutOfRange"/>, records
+    /// the use's touch of the page (with its fence), then looks the page up: <see cref="TranslationStatus.Ok"/> with
+    /// <paramref name="pte"/> on a hit, <see cref="TranslationStatus.NotPresent"/> on a miss (the caller walks and fills;
+    /// an invalidation after this point waits for the use). Counts the hit or miss. Never sleeps.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal TranslationStatus LookupUnderUse(TranslationUse use, ushort asid, ulong address, out ulong pte)
+    {
+        ref var slot = ref _uses.Live(use.Slot);
+        pte = 0;
+        if (address >= DevicePageTable.VirtualAddressLimit)
+            return TranslationStatus.OutOfRange;
+        ulong vpn = address >> DevicePageTable.PageShift;
+        InFlightUses.Touch(ref slot, asid, vpn);
+        return TryLookup(asid, vpn, out pte) ? TranslationStatus.Ok : TranslationStatus.NotPresent;
+    }
+
+    /// <summary>
+    /// Looks page <paramref name="vpn"/> of <paramref name="asid"/> up and counts a hit or a miss. Lock-free unless a
+    /// change to the entry races it; never allocates, never sleeps.
+    /// </summary>
     internal bool TryLookup(ushort asid, ulong vpn, out ulong pte)
     {
-        Debug.Assert(vpn <= MaxVpn);
-        int set = (int)vpn & _setMask;
-        ulong tag = TagValid | (vpn << AsidBits) | asid;
-        // In bounds: set <= _setMask < _versions.Length, and the set's ways are _entries[set * _ways .. + _ways).
-        ref int version = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_versions), set);
-        int before = Volatile.Read(ref version);
-        ref var way = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_entries), set * _ways);
-        ulong found = 0;
-        for (int w = _ways; w != 0; w--)
-        {
-            if (Volatile.Read(ref way.Tag) == tag)
-            {
-                found = Volatile.Read(ref way.Pte);
-                break;
-            }
-            way = ref Unsafe.Add(ref way, 1);
-        }
-        if ((before & 1) != 0 || Volatile.Read(ref version) != before)
-            found = LookupLocked(set, tag);
-        pte = found;
-        if (found != 0)
+        int found = Find(asid, vpn, out pte);
+        if (found < 0)
+            pte = LookupLocked(SetOfVpn(vpn), Tag(asid, vpn));
+        if (pte != 0)
         {
             _hits++;
             return true;
         }
         _misses++;
         return false;
+    }
+
+    /// <summary>
+    /// The hit path: finds page <paramref name="vpn"/> of <paramref name="asid"/> without a lock. Counts nothing: the
+    /// caller counts the hit in its use (<see cref="InFlightUses.Slot.Hits"/>), which the use's end adds to
+    /// <see cref="TlbStats.Hits"/>. A false return means the page is absent, or a change to its entry raced the read;
+    /// the caller then looks it up with <see cref="TryLookup"/>. Never allocates, never sleeps.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal bool TryHit(ushort asid, ulong vpn, out ulong pte) => Find(asid, vpn, out pte) > 0;
+
+    // 1: found (pte is its leaf); 0: absent; -1: the entry changed while it was read. Counts nothing.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private int Find(ushort asid, ulong vpn, out ulong pte)
+    {
+        Debug.Assert(vpn <= MaxVpn && Unsafe.SizeOf<Entry>() == 16);
+        ulong tag = ((ulong)asid << AsidShift) | vpn;
+        // In bounds: the offset is that of a set (at most _setMask), whose ways are the _ways entries from there on.
+        ref var way = ref Unsafe.AddByteOffset(ref MemoryMarshal.GetArrayDataReference(_entries),
+            (nint)((vpn << _setByteShift) & _setByteMask));
+        for (int w = _ways; Volatile.Read(ref way.Tag) != tag; way = ref Unsafe.Add(ref way, 1))
+        {
+            if (--w == 0)
+            {
+                pte = 0;
+                return 0;
+            }
+        }
+        pte = Volatile.Read(ref way.Pte);
+        return Volatile.Read(ref way.Tag) == tag ? 1 : -1;
     }
 
     /// <summary>
@@ -301,18 +346,18 @@ public sealed class DeviceTlb
             }
             int way = FindWay(set, tag);
             if (way < 0)
-                way = FindWay(set, 0);
+                way = FindWay(set, Empty);
             if (way < 0)
             {
                 way = _victims[set];
                 _victims[set] = way + 1 == _ways ? 0 : way + 1;
                 _evictions++;
             }
-            ref var e = ref _entries[(set * _ways) + way];
-            BeginChange(set);
-            e.Tag = tag;
-            e.Pte = pte;
-            EndChange(set);
+            ref var e = ref _entries[(set << _strideShift) + way];
+            // Tag cleared before the leaf changes and set after it: see the class remarks.
+            Volatile.Write(ref e.Tag, Empty);
+            Volatile.Write(ref e.Pte, pte);
+            Volatile.Write(ref e.Tag, tag);
             _fills++;
             return true;
         }
@@ -364,46 +409,43 @@ public sealed class DeviceTlb
     private int DropInSet(int set, InvalidationKind kind, ushort asid, ulong firstVpn, ulong lastVpn)
     {
         Debug.Assert(_lock.IsHeldByCurrentThread);
-        int b = set * _ways;
+        int b = set << _strideShift;
         int dropped = 0;
         for (int w = 0; w < _ways; w++)
         {
             ref var e = ref _entries[b + w];
             ulong tag = e.Tag;
-            if (tag == 0)
+            if (tag == Empty)
                 continue;
             if (kind != InvalidationKind.All)
             {
-                if ((tag & AsidMask) != asid)
+                if (tag >> AsidShift != asid)
                     continue;
-                ulong vpn = (tag >> AsidBits) & VpnMask;
+                ulong vpn = tag & VpnMask;
                 if (kind == InvalidationKind.Range && (vpn < firstVpn || vpn > lastVpn))
                     continue;
             }
-            if (dropped == 0)
-                BeginChange(set);
-            e.Tag = 0;
-            e.Pte = 0;
+            Volatile.Write(ref e.Tag, Empty);
+            Volatile.Write(ref e.Pte, 0);
             dropped++;
         }
-        if (dropped != 0)
-            EndChange(set);
         return dropped;
     }
 
+    [MethodImpl(MethodImplOptions.NoInlining)]
     private ulong LookupLocked(int set, ulong tag)
     {
         lock (_lock)
         {
             int way = FindWay(set, tag);
-            return way < 0 ? 0 : _entries[(set * _ways) + way].Pte;
+            return way < 0 ? 0 : _entries[(set << _strideShift) + way].Pte;
         }
     }
 
     // Caller holds _lock.
     private int FindWay(int set, ulong tag)
     {
-        int b = set * _ways;
+        int b = set << _strideShift;
         for (int w = 0; w < _ways; w++)
         {
             if (_entries[b + w].Tag == tag)
@@ -412,17 +454,11 @@ public sealed class DeviceTlb
         return -1;
     }
 
-    // Caller holds _lock. The full fence orders the odd version before the entry stores (seqlock writer side).
-    private void BeginChange(int set) => Interlocked.Increment(ref _versions[set]);
-
-    // Caller holds _lock. The release store orders the entry stores before the even version.
-    private void EndChange(int set) => Volatile.Write(ref _versions[set], _versions[set] + 1);
-
     private int SetOfVpn(ulong vpn) => (int)vpn & _setMask;
 
-    private static ulong Tag(ushort asid, ulong vpn) => TagValid | ((vpn & VpnMask) << AsidBits) | asid;
+    private static ulong Tag(ushort asid, ulong vpn) => ((ulong)asid << AsidShift) | (vpn & VpnMask);
 
-    /// <summary>One cached translation: the tag (valid bit, page number, asid; 0 when empty) and the 4 KiB leaf.</summary>
+    /// <summary>One cached translation: the tag (asid, page number; <see cref="Empty"/> when empty) and the 4 KiB leaf.</summary>
     private struct Entry
     {
         public ulong Tag;

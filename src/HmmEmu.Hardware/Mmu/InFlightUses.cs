@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
@@ -31,6 +32,9 @@ internal sealed class InFlightUses
     /// <summary>How many page ranges one use records before it widens them.</summary>
     public const int RangesPerUse = 4;
 
+    // Where the id sits in Slot.FastBase, above every page number (a page number has 36 bits, an id 16).
+    private const int FastAsidShift = 48;
+
     // Pages recorded ahead when a use's range grows by one page at its top (16 pages = 64 KiB).
     private const ulong ForwardGroupPages = 16;
 
@@ -40,11 +44,14 @@ internal sealed class InFlightUses
     private readonly string _name;
     private int _slotWaiters;
     private int _active;
+    private long _endedHits;
 
     /// <summary>Creates <paramref name="count"/> free slots (numbered 1 to <paramref name="count"/>; 0 means untracked).</summary>
     public InFlightUses(int count, SimWaitQueue queue, string name)
     {
         _slots = new Slot[count + 1];
+        foreach (ref var s in _slots.AsSpan())
+            s.ClearFast();
         _free = new ulong[(count + 63) / 64];
         for (int i = 0; i < count; i++)
             _free[i >> 6] |= 1UL << (i & 63);
@@ -55,8 +62,29 @@ internal sealed class InFlightUses
     /// <summary>Number of slots.</summary>
     public int Count => _slots.Length - 1;
 
+    /// <summary>
+    /// The slots, index 0 unused (untracked). For the translation hit path only, which reads a slot's records through
+    /// <see cref="Covers"/>: an ended use has none, so it falls through to <see cref="Live"/>.
+    /// </summary>
+    public Slot[] Slots => _slots;
+
     /// <summary>Uses begun and not yet ended.</summary>
     public int Active => Volatile.Read(ref _active);
+
+    /// <summary>
+    /// TLB hits counted on the translation hit path: those of ended uses plus those of live uses so far (exact when no
+    /// use translates meanwhile, as in deterministic mode).
+    /// </summary>
+    public long Hits
+    {
+        get
+        {
+            long hits = Volatile.Read(ref _endedHits);
+            for (int i = 1; i < _slots.Length; i++)
+                hits += Volatile.Read(ref _slots[i].Hits);
+            return hits;
+        }
+    }
 
     /// <summary>The wait queue for free slots and for invalidation tickets.</summary>
     public SimWaitQueue Queue => _queue;
@@ -94,6 +122,10 @@ internal sealed class InFlightUses
             ThrowNotBusy(slot, "EndUse");
         s.Overflow = 0;
         s.Count = 0;
+        s.ClearFast();
+        // Added before the slot is zeroed: a reader may count these hits twice for a moment, never miss them.
+        Interlocked.Add(ref _endedHits, s.Hits);
+        Volatile.Write(ref s.Hits, 0);
         Interlocked.Increment(ref s.Generation);
         Interlocked.Decrement(ref _active);
         int i = slot - 1;
@@ -125,12 +157,19 @@ internal sealed class InFlightUses
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Touch(ref Slot s, ushort asid, ulong vpn)
     {
-        // The common case: the page is in the first range (one engine, one address space, one run of pages).
-        ref var r = ref s.Ranges[0];
-        if (s.Count != 0 && r.Asid == asid && vpn - r.Lo <= r.Hi - r.Lo)
-            return;
-        TouchOther(ref s, asid, vpn);
+        if (!Covers(ref s, asid, vpn))
+            TouchOther(ref s, asid, vpn);
     }
+
+    /// <summary>
+    /// Whether page <paramref name="vpn"/> of <paramref name="asid"/> lies in the first range the use in
+    /// <paramref name="s"/> recorded (the common case: one engine, one address space, one run of pages), so that a
+    /// touch of it has nothing to publish. One subtraction and one comparison, from the slot's copy of that range
+    /// (<see cref="Slot.FastBase"/>, <see cref="Slot.FastSpan"/>). Owner thread only.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool Covers(ref Slot s, ushort asid, ulong vpn) =>
+        (((ulong)asid << FastAsidShift) | vpn) - s.FastBase <= s.FastSpan;
 
     /// <summary>The generation of <paramref name="slot"/> (changes when its use ends).</summary>
     public long Generation(int slot) => Volatile.Read(ref _slots[slot].Generation);
@@ -181,7 +220,7 @@ internal sealed class InFlightUses
                 throw new InvalidOperationException($"{_name}: use slot {i} is {(isBusy ? "busy" : "idle")} but {(free ? "free" : "taken")} in the pool.");
             if (isBusy)
                 busy++;
-            else if (_slots[i].Count != 0 || _slots[i].Overflow != 0)
+            else if (_slots[i].Count != 0 || _slots[i].Overflow != 0 || _slots[i].FastSpan != 0 || _slots[i].FastBase != ulong.MaxValue)
                 throw new InvalidOperationException($"{_name}: idle use slot {i} still has touch records.");
         }
         if (busy != Active)
@@ -209,6 +248,17 @@ internal sealed class InFlightUses
     }
 
     private static void TouchOther(ref Slot s, ushort asid, ulong vpn)
+    {
+        Record(ref s, asid, vpn);
+        if (s.Count != 0)
+        {
+            ref var r = ref s.Ranges[0];
+            s.FastBase = ((ulong)(uint)r.Asid << FastAsidShift) | r.Lo;
+            s.FastSpan = r.Hi - r.Lo;
+        }
+    }
+
+    private static void Record(ref Slot s, ushort asid, ulong vpn)
     {
         int n = s.Count;
         for (int k = 1; k < n; k++)
@@ -355,14 +405,32 @@ internal sealed class InFlightUses
         private TouchedRange _element;
     }
 
-    /// <summary>One use slot. Busy, Count, Overflow and Ranges are written only by the use's thread.</summary>
+    /// <summary>
+    /// One use slot. Busy, Count, Overflow, Ranges, Hits and the Fast fields are written only by the use's thread.
+    /// </summary>
     internal struct Slot
     {
+        /// <summary>TLB hits of this use on the hit path, added to the pool's total when the use ends.</summary>
+        public long Hits;
+
+        /// <summary>
+        /// The first range as one key interval for <see cref="Covers"/>: (asid &lt;&lt; 48 | page) lies in it when
+        /// key − FastBase ≤ FastSpan. Owner thread only; nobody else reads them.
+        /// </summary>
+        public ulong FastBase;
+        public ulong FastSpan;
         public int Busy;
+        public int Waited;
         public int Count;
         public int Overflow;
-        public int Waited;
         public long Generation;
         public RangeBuffer Ranges;
+
+        /// <summary>Makes <see cref="Covers"/> false for every key: key − ulong.MaxValue = key + 1 is never 0.</summary>
+        public void ClearFast()
+        {
+            FastBase = ulong.MaxValue;
+            FastSpan = 0;
+        }
     }
 }

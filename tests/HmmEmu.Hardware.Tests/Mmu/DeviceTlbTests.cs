@@ -1,6 +1,7 @@
 using HmmEmu.Hardware.Memory;
 using HmmEmu.Hardware.Mmu;
 using HmmEmu.Hardware.Translation;
+using HmmEmu.Simulation;
 
 namespace HmmEmu.Hardware.Tests.Mmu;
 
@@ -305,5 +306,87 @@ public sealed class DeviceTlbTests
         using var m = new MmuTestMachine();
 
         Assert.Throws<ArgumentOutOfRangeException>(() => m.CreateMmu(new DeviceMmuOptions { TlbSets = 6 }));
+    }
+
+    [Fact]
+    public void Stats_HitsOfALiveUse_CountOnceWhileItRunsAndAfterItEnds()
+    {
+        using var m = new MmuTestMachine();
+        m.CreateRoot(A);
+        m.MapNewPage(A, 0x40_0000);
+        var mmu = m.CreateMmu();
+        var use = mmu.BeginUse();
+
+        for (int i = 0; i < 4; i++)
+            Assert.True(mmu.Translate(use, A, 0x40_0000 + ((ulong)i * 8), Access.Read).IsOk);
+        long whileLive = mmu.Stats.Hits;
+        mmu.EndUse(use);
+        TranslateOnce(mmu, A, 0x40_0000);
+
+        Assert.Equal(3L, whileLive);
+        Assert.Equal((1L, 4L), (mmu.Stats.Misses, mmu.Stats.Hits));
+    }
+
+    [Theory]
+    [InlineData(1UL << 48)]
+    [InlineData(1UL << 60)]
+    [InlineData((1UL << 60) | (1UL << 48))]
+    public void Translate_AboveTheLimitWithTheLowBitsOfACachedPage_IsOutOfRange(ulong high)
+    {
+        // The use has recorded and the TLB caches page 0x40_0000 of A and of B: an address that equals it in its low
+        // 48 bits must still fail, whichever id it is translated for.
+        using var m = new MmuTestMachine();
+        m.CreateRoot(A);
+        m.CreateRoot(B);
+        m.MapNewPage(A, 0x40_0000);
+        m.MapNewPage(B, 0x40_0000);
+        var mmu = m.CreateMmu();
+        var use = mmu.BeginUse();
+        Assert.True(mmu.Translate(use, A, 0x40_0000, Access.Read).IsOk);
+        Assert.True(mmu.Translate(use, B, 0x40_0000, Access.Read).IsOk);
+
+        Assert.Equal(TranslationStatus.OutOfRange, mmu.Translate(use, A, high | 0x40_0000, Access.Read).Status);
+        Assert.Equal(TranslationStatus.OutOfRange, mmu.Translate(use, B, high | 0x40_0000, Access.Read).Status);
+        mmu.EndUse(use);
+    }
+
+    [Fact]
+    public void Translate_TwoThreadsEvictingEachOthersPageFromOneWay_EachAlwaysGetsItsOwnFrame()
+    {
+        // One set of one way: every miss of one thread evicts the other's entry while that thread may be reading it
+        // without a lock. A hit that paired one page's tag with the other's leaf would return the wrong frame.
+        using var m = new MmuTestMachine(seed: 3, SchedulerMode.Threaded);
+        m.CreateRoot(A);
+        ulong[] frames = [m.MapNewPage(A, 0x40_0000), m.MapNewPage(A, 0x40_1000)];
+        var mmu = m.CreateMmu(new DeviceMmuOptions { TlbSets = 1, TlbWays = 1 });
+        const int rounds = 100_000;
+        var wrong = new int[2];
+
+        m.Kernel.Run(() =>
+        {
+            var threads = new List<SimThread>();
+            for (int t = 0; t < 2; t++)
+            {
+                int me = t;
+                threads.Add(m.Scheduler.Spawn($"engine{me}", () =>
+                {
+                    var use = mmu.BeginUse();
+                    ulong va = 0x40_0000 + ((ulong)me * Page);
+                    for (int i = 0; i < rounds; i++)
+                    {
+                        var r = mmu.Translate(use, A, va + 8, Access.Read);
+                        if (!r.IsOk || r.Address != frames[me] + 8)
+                            wrong[me]++;
+                    }
+                    mmu.EndUse(use);
+                }, SimThreadKind.Device));
+            }
+            foreach (var t in threads)
+                t.Join();
+        });
+
+        Assert.Equal([0, 0], wrong);
+        Assert.True(mmu.Stats.Hits > 0, "no translation hit: the test did not exercise the lock-free path");
+        mmu.Tlb.AssertInvariants();
     }
 }
