@@ -69,6 +69,14 @@ public class DoorbellRoundTripBenchmarks
         _m.WaitAndConsume(1);
     }
 
+    /// <summary>The same round trip with a polling driver: it spins until its interrupt handler has run, never sleeps.</summary>
+    [Benchmark]
+    public void DoorbellToInterruptPolling()
+    {
+        _m.Submit(64);
+        _m.WaitAndConsume(1, poll: true);
+    }
+
     private void Echo()
     {
         var reader = _ping.Reader;
