@@ -51,10 +51,10 @@ public sealed class EngineWorker<T> : IDisposable
         _scheduler = scheduler;
         _handler = handler;
         Name = name;
-        // Several readers may call TryRead (the worker, and nobody else today); writers are any thread.
+        // The worker is the only reader (a single-consumer channel takes no lock to read); writers are any thread.
         _channel = Channel.CreateUnbounded<T>(new UnboundedChannelOptions
         {
-            SingleReader = false,
+            SingleReader = true,
             SingleWriter = false,
             AllowSynchronousContinuations = false,
         });
@@ -171,7 +171,8 @@ public sealed class EngineWorker<T> : IDisposable
         }
     }
 
-    private bool HasItemOrCompleted() => _channel.Reader.Count > 0 || _channel.Reader.Completion.IsCompleted;
+    // Worker thread only (the channel has one reader): its wait condition and its idle spin.
+    private bool HasItemOrCompleted() => _channel.Reader.TryPeek(out _) || _channel.Reader.Completion.IsCompleted;
 
     // Runs on the worker's simulated thread only.
     private void Loop()
