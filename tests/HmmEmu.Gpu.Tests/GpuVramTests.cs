@@ -51,6 +51,53 @@ public sealed class GpuVramTests
     }
 
     [Fact]
+    public void AFreshMappingAtAReusedAddress_MigratesOnFirstFaultEveryTime()
+    {
+        // The thrashing limit counts migrations of one window while it stays mapped. munmap ends the window's history:
+        // a buffer mapped again at the same address is new memory, and first touch must move it to VRAM again (a
+        // process that allocates and frees buffers reuses addresses all the time).
+        const int rounds = 6;                                      // more than ThrashMigrations (4)
+        using var m = GpuMachine.Create();
+        m.RunProcess("remap", (p, gpu) =>
+        {
+            var ctx = gpu.Open(p);
+            ulong first = 0;
+            for (int round = 0; round < rounds; round++)
+            {
+                ulong buf = p.MapAnonymous(2 * MiB);
+                if (round == 0)
+                    first = buf;
+                Assert.Equal(first, buf);                          // the same window each round, or this tests nothing
+                long before = ctx.Stats.MigratedToVram;
+                Assert.Equal(GpuStatus.Success, ctx.Wait(ctx.Fill(buf, (int)(2 * MiB / 4), (uint)round + 1)));
+                Assert.Equal(before + 512, ctx.Stats.MigratedToVram);
+                Assert.All(p.Read<uint>(buf, (int)(2 * MiB / 4)), v => Assert.Equal((uint)round + 1, v));
+                Assert.Equal(Errno.Ok, p.Mm.Munmap(buf, 2 * MiB));
+            }
+        });
+    }
+
+    [Fact]
+    public void AWindowTheCpuKeepsTakingBack_StopsMigratingAfterTheThrashLimit()
+    {
+        // The same window, still mapped, moved to VRAM by GPU faults and back by CPU reads, again and again: after
+        // ThrashMigrations fault-driven migrations the context maps it where it lies instead of moving it once more.
+        var driver = GpuDriverOptions.Default with { ThrashMigrations = 3 };
+        using var m = GpuMachine.Create(driver: driver);
+        m.RunProcess("thrash", (p, gpu) =>
+        {
+            ulong buf = p.MapAnonymous(2 * MiB);
+            var ctx = gpu.Open(p);
+            for (int round = 0; round < 5; round++)
+            {
+                Assert.Equal(GpuStatus.Success, ctx.Wait(ctx.Fill(buf, (int)(2 * MiB / 4), (uint)round + 1)));
+                Assert.All(p.Read<uint>(buf, (int)(2 * MiB / 4)), v => Assert.Equal((uint)round + 1, v));  // back to system memory
+            }
+            Assert.Equal(3 * 512, ctx.Stats.MigratedToVram);
+        });
+    }
+
+    [Fact]
     public void AtomicAdd_OnVramPages_NeedsNoFault()
     {
         using var m = GpuMachine.Create();

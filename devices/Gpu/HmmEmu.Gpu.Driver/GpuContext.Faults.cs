@@ -74,12 +74,16 @@ public sealed partial class GpuContext
     /// moved it <paramref name="limit"/> times (it thrashes; see <see cref="GpuDriverOptions.ThrashMigrations"/>).
     /// Fault work queue only.
     /// </summary>
-    internal bool MayMigrateWindow(ulong address, ulong windowBytes, int limit) =>
-        limit <= 0 || !_windowMigrations.TryGetValue(address / windowBytes, out int n) || n < limit;
+    internal bool MayMigrateWindow(ulong address, ulong windowBytes, int limit)
+    {
+        ForgetUnmappedWindows(windowBytes);
+        return limit <= 0 || !_windowMigrations.TryGetValue(address / windowBytes, out int n) || n < limit;
+    }
 
     /// <summary>Counts a fault-driven migration of the window of <paramref name="address"/> that moved pages. Fault work queue only.</summary>
     internal void CountWindowMigration(ulong address, ulong windowBytes)
     {
+        ForgetUnmappedWindows(windowBytes);
         ulong key = address / windowBytes;
         _windowMigrations.TryGetValue(key, out int n);
         _windowMigrations[key] = n + 1;
@@ -90,6 +94,7 @@ public sealed partial class GpuContext
     {
         if (threshold <= 0)
             return false;
+        ForgetUnmappedWindows(windowBytes);
         ulong key = address / windowBytes;
         _windowFaults.TryGetValue(key, out int n);
         if (++n < threshold)
@@ -99,6 +104,57 @@ public sealed partial class GpuContext
         }
         _windowFaults.Remove(key);
         return true;
+    }
+
+    /// <summary>
+    /// Drops the migration and fault counts of every window that an munmap touched since the last call: whatever is
+    /// mapped there now is new memory, and counting its first migration as a repeat of the old buffer's would make a
+    /// process that frees and reallocates buffers at the same addresses look like it thrashes (after
+    /// <see cref="GpuDriverOptions.ThrashMigrations"/> rounds its fresh buffers would stop moving to VRAM). Takes
+    /// _ptLock only when an munmap happened. Fault work queue only.
+    /// </summary>
+    private void ForgetUnmappedWindows(ulong windowBytes)
+    {
+        if (Volatile.Read(ref _unmappedPending) == 0)
+            return;
+        (ulong Start, ulong End)[] ranges;
+        bool all;
+        using (_ptLock.Scoped())
+        {
+            Volatile.Write(ref _unmappedPending, 0);
+            ranges = [.. _unmapped];
+            _unmapped.Clear();
+            all = _unmappedOverflow;
+            _unmappedOverflow = false;
+        }
+        if (all)
+        {
+            _windowMigrations.Clear();
+            _windowFaults.Clear();
+            return;
+        }
+        foreach (var (start, end) in ranges)
+        {
+            Forget(_windowMigrations, start, end, windowBytes);
+            Forget(_windowFaults, start, end, windowBytes);
+        }
+
+        // Removes the windows that overlap [start, end): key by key for a short range, else by a scan of the keys
+        // (the same keys go either way, whatever the dictionary's order).
+        static void Forget(Dictionary<ulong, int> counts, ulong start, ulong end, ulong windowBytes)
+        {
+            if (counts.Count == 0 || end <= start)
+                return;
+            ulong first = start / windowBytes, last = (end - 1) / windowBytes;
+            if (last - first < (ulong)counts.Count)
+            {
+                for (ulong key = first; key <= last; key++)
+                    counts.Remove(key);
+                return;
+            }
+            foreach (ulong key in counts.Keys.Where(k => k >= first && k <= last).ToList())
+                counts.Remove(key);
+        }
     }
 
     /// <summary>

@@ -34,6 +34,7 @@ public sealed partial class GpuContext
                 if (_pt.AnyValid(range.Start, range.End))
                     return false;
                 notifier.SetSeq(curSeq);
+                NoteUnmapLocked(range);
                 return true;
             }
             finally
@@ -45,6 +46,7 @@ public sealed partial class GpuContext
         try
         {
             notifier.SetSeq(curSeq);
+            NoteUnmapLocked(range);
             _zapped.Clear();
             int n = _pt.Zap(range.Start, range.End, _zapped);
             if (n != 0)
@@ -65,6 +67,22 @@ public sealed partial class GpuContext
             _kernel.SystemWorkQueue.Queue(_teardown);   // the notifier cannot be removed from its own callback
         return true;
     }
+
+    // munmap ends the migration and fault history of the windows it covers (see ForgetUnmappedWindows): remember the
+    // range for the fault work queue, which owns that history. Caller holds _ptLock; never sleeps.
+    private void NoteUnmapLocked(in MmuNotifierRange range)
+    {
+        if (range.Event != NotifierEvent.Unmap)
+            return;
+        if (_unmapped.Count < MaxPendingUnmaps)
+            _unmapped.Add((range.Start, range.End));
+        else
+            _unmappedOverflow = true;
+        Volatile.Write(ref _unmappedPending, 1);
+    }
+
+    // How many unmapped ranges wait for the fault path before it simply forgets every window's history.
+    private const int MaxPendingUnmaps = 64;
 
     /// <summary>
     /// Removes the device's mappings of [<paramref name="start"/>, <paramref name="end"/>) on the driver's own

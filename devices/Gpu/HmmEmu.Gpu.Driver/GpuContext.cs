@@ -61,6 +61,9 @@ public sealed partial class GpuContext : IMmuIntervalNotifierOps
     private ulong _lastFaultPage = ulong.MaxValue;        // thrashing throttle; fault work queue only
     private int _repeatFaults;                           // fault work queue only
     private readonly Dictionary<ulong, int> _windowMigrations = [];   // fault-driven migrations per window (thrashing); fault work queue only
+    private readonly List<(ulong Start, ulong End)> _unmapped = [];     // ranges unmapped since the fault path looked; under _ptLock
+    private bool _unmappedOverflow;                                     // more than MaxPendingUnmaps of them: forget every window; under _ptLock
+    private int _unmappedPending;                                       // _unmapped or _unmappedOverflow has news (read without the lock)
 
     // The placeholder for an id being set up.
     private GpuContext()
