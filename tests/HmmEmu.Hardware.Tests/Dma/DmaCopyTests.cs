@@ -33,6 +33,27 @@ public sealed class DmaCopyTests
         }
     }
 
+    [Theory]
+    [InlineData(0x5C)]
+    [InlineData(0x00)]                          // zero takes the memset path
+    public void Fill_UnalignedAcrossPageBoundaries_WritesTheByteExactlyOverTheRequestedBytes(int value)
+    {
+        using var rig = DmaRig.Create();
+        ulong dst = rig.Alloc(4);
+        const int length = (2 * 4096) + 300;
+        rig.Fill(dst, 4 * 4096, i => 0xA7);
+
+        rig.Run(() =>
+        {
+            rig.Submit(new DmaDescriptor((ulong)value, dst + 1000, length, DmaFlags.Fill, 0, 7));
+            Assert.Equal(DmaStatus.Completed, rig.WaitForCompletions(1)[0].Status);
+        });
+
+        var got = rig.Read(dst, 4 * 4096);
+        for (int i = 0; i < got.Length; i++)
+            Assert.Equal(i >= 1000 && i < 1000 + length ? (byte)value : (byte)0xA7, got[i]);
+    }
+
     [Fact]
     public void Copy_TwoMiBContiguous_CopiesEveryByte()
     {
