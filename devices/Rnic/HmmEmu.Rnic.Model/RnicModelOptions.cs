@@ -45,8 +45,12 @@ public sealed record RnicModelOptions
     /// </summary>
     public int SendWindowPackets { get; init; } = 128;
 
-    /// <summary>The requester asks for an ACK at least every this many packets of a long message. Default 16.</summary>
-    public int AckRequestInterval { get; init; } = 16;
+    /// <summary>
+    /// The requester asks for an ACK at least every this many packets of a long message. Default 64, SoftRoCE's
+    /// RXE_MAX_PKT_PER_ACK (rxe asks on the packet that finds more than 64 unacknowledged); half the default send window,
+    /// so the window keeps moving.
+    /// </summary>
+    public int AckRequestInterval { get; init; } = 64;
 
     /// <summary>Fixed cost per packet built or executed (WQE parse, header, doorbell-to-wire), in virtual ns. Free parameter of order 100 ns.</summary>
     public ulong PacketNs { get; init; } = 100;

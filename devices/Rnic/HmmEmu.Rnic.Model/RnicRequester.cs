@@ -14,7 +14,9 @@ internal sealed class RnicRequester : IEngineWorkHandler<RnicQp>, IDisposable
 {
     private readonly RnicModel _model;
     private readonly RnicDma _dma;
-    private const int BurstPackets = 32;
+    // Packets handed to the link at once (threaded mode wakes the far side once per burst): the ACK interval's default,
+    // so a burst ends on a packet that asks for an ACK.
+    private const int BurstPackets = 64;
 
     private readonly EngineWorker<RnicQp> _worker;
     private readonly List<RnicPacket> _burst = new(BurstPackets);     // the worker thread's
