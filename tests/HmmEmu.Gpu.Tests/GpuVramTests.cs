@@ -1,4 +1,5 @@
 using HmmEmu.Gpu.Driver;
+using HmmEmu.Gpu.Model;
 using HmmEmu.Kernel;
 using HmmEmu.Kernel.Vm;
 using HmmEmu.Simulation;
@@ -74,6 +75,60 @@ public sealed class GpuVramTests
                 Assert.All(p.Read<uint>(buf, (int)(2 * MiB / 4)), v => Assert.Equal((uint)round + 1, v));
                 Assert.Equal(Errno.Ok, p.Mm.Munmap(buf, 2 * MiB));
             }
+        });
+    }
+
+    [Fact]
+    public void AnUnmapWiderThanTheRemembered_ForgetsEveryWindowInIt()
+    {
+        // An 8 MiB munmap spans more windows than the context remembers (the forgetting scans its counts rather than
+        // walking the range); each round the GPU touches the first window (and fault-ahead the next), then all is unmapped.
+        const ulong bytes = 8 * MiB;
+        using var m = GpuMachine.Create(model: GpuModelOptions.Default with { VramBytes = 16 * MiB },
+            driver: GpuDriverOptions.Default with { ThrashMigrations = 1 });
+        m.RunProcess("wide-unmap", (p, gpu) =>
+        {
+            var ctx = gpu.Open(p);
+            ulong first = 0;
+            long perRound = -1;
+            for (int round = 0; round < 3; round++)
+            {
+                ulong buf = p.MapAnonymous(bytes);
+                first = round == 0 ? buf : first;
+                Assert.Equal(first, buf);
+                long before = ctx.Stats.MigratedToVram;
+                Assert.Equal(GpuStatus.Success, ctx.Wait(ctx.Fill(buf, (int)(2 * MiB / 4), 7)));
+                long moved = ctx.Stats.MigratedToVram - before;
+                Assert.True(moved >= 512, $"round {round}: the touched window moves to VRAM ({moved} pages)");
+                perRound = round == 0 ? moved : perRound;
+                Assert.Equal(perRound, moved);
+                Assert.Equal(Errno.Ok, p.Mm.Munmap(buf, bytes));
+            }
+        });
+    }
+
+    [Fact]
+    public void ManyUnmapsBeforeTheNextFault_ForgetEverything()
+    {
+        // More unmapped ranges than the context keeps waiting for the fault path: it then forgets every window's history,
+        // so the window mapped again after them still migrates on its first fault.
+        using var m = GpuMachine.Create(driver: GpuDriverOptions.Default with { ThrashMigrations = 1 });
+        m.RunProcess("many-unmaps", (p, gpu) =>
+        {
+            var ctx = gpu.Open(p);
+            ulong buf = p.MapAnonymous(2 * MiB);
+            Assert.Equal(GpuStatus.Success, ctx.Wait(ctx.Fill(buf, (int)(2 * MiB / 4), 1)));
+            Assert.Equal(512, ctx.Stats.MigratedToVram);
+            for (int i = 0; i < 70; i++)
+            {
+                ulong small = p.MapAnonymous(4096);
+                Assert.Equal(Errno.Ok, p.Mm.Munmap(small, 4096));
+            }
+            Assert.Equal(Errno.Ok, p.Mm.Munmap(buf, 2 * MiB));
+            Assert.Equal(buf, p.MapAnonymous(2 * MiB));
+            Assert.Equal(GpuStatus.Success, ctx.Wait(ctx.Fill(buf, (int)(2 * MiB / 4), 2)));
+            Assert.Equal(1024, ctx.Stats.MigratedToVram);
+            Assert.All(p.Read<uint>(buf, (int)(2 * MiB / 4)), v => Assert.Equal(2u, v));
         });
     }
 

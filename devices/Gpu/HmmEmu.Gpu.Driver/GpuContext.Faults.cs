@@ -83,10 +83,11 @@ public sealed partial class GpuContext
     /// <summary>Counts a fault-driven migration of the window of <paramref name="address"/> that moved pages. Fault work queue only.</summary>
     internal void CountWindowMigration(ulong address, ulong windowBytes)
     {
-        ForgetUnmappedWindows(windowBytes);
         ulong key = address / windowBytes;
         _windowMigrations.TryGetValue(key, out int n);
         _windowMigrations[key] = n + 1;
+        // After the count: an munmap during the migration (which holds the mmap lock only per chunk) drops it too.
+        ForgetUnmappedWindows(windowBytes);
     }
 
     /// <summary>Counts a fault on the window of <paramref name="address"/>; true when it reached the migrate-on-fault threshold (the count restarts). Fault work queue only.</summary>
