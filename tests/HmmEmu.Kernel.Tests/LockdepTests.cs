@@ -511,6 +511,34 @@ public sealed class LockdepTests
     }
 
     [Fact]
+    public void Locks_ReleasedOutOfOrder_LeaveExactlyTheOthersHeld()
+    {
+        // Releases usually come in reverse order (the checker's fast path); from the middle and the bottom of the
+        // held stack they must still remove exactly that lock.
+        using var m = TestMachine.Create();
+        m.Run(() =>
+        {
+            var a = new KMutex(m.Kernel, "order.a");
+            var b = new KMutex(m.Kernel, "order.b");
+            var c = new KMutex(m.Kernel, "order.c");
+            a.Lock();
+            b.Lock();
+            c.Lock();
+            b.Unlock();                                         // from the middle
+            a.AssertHeld("test");
+            c.AssertHeld("test");
+            Assert.Throws<KernelRuleViolationException>(() => b.AssertHeld("test"));
+            a.Unlock();                                         // from the bottom
+            c.AssertHeld("test");
+            Assert.Throws<KernelRuleViolationException>(() => a.AssertHeld("test"));
+            c.Unlock();                                         // the last one, from the top
+            Assert.Throws<KernelRuleViolationException>(() => c.AssertHeld("test"));
+            b.Lock();                                           // held nothing: no recursion report
+            b.Unlock();
+        });
+    }
+
+    [Fact]
     public void KMutex_UnlockByNonOwner_ThrowsKernelRuleViolation()
     {
         using var m = TestMachine.Create();

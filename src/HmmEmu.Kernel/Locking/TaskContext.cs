@@ -74,7 +74,16 @@ internal sealed class TaskContext
     /// <summary>Removes the most recent entry for <paramref name="instance"/>; returns it, or null if not held.</summary>
     public HeldLock? Pop(object instance)
     {
-        for (int i = HeldCount - 1; i >= 0; i--)
+        // Locks are almost always released in reverse order: the top entry, without shifting the rest.
+        int top = HeldCount - 1;
+        if (top >= 0 && ReferenceEquals(_held[top].Instance, instance))
+        {
+            var last = _held[top];
+            _held[top] = default;
+            HeldCount = top;
+            return last;
+        }
+        for (int i = top - 1; i >= 0; i--)
         {
             if (ReferenceEquals(_held[i].Instance, instance))
             {
