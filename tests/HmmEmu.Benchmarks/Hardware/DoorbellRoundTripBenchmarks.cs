@@ -13,8 +13,8 @@ namespace HmmEmu.Benchmarks.Hardware;
 /// thread reads the second (synchronous continuations allowed, the quickest hand-off a blocking channel reader gets).
 /// </summary>
 /// <remarks>
-/// <see cref="WorkerIdleSpinRounds"/> is the engine's <c>DmaEngineOptions.IdleSpinRounds</c>: 0 (the default) puts the
-/// worker to sleep as soon as the ring is empty, so each doorbell wakes a blocked thread; 200 keeps it spinning that
+/// <see cref="WorkerIdleSpinRounds"/> is the engine's <c>DmaEngineOptions.IdleSpinRounds</c>: 0 puts the worker to sleep
+/// as soon as the ring is empty, so each doorbell wakes a blocked thread; 10 (the default) and 200 keep it spinning that
 /// many rounds of <c>Thread.SpinWait(16)</c> for the next doorbell. The driver spins up to 20 µs for its interrupt before it sleeps, as a blocking channel reader
 /// spins inside Task.Wait. BenchmarkDotNet's Median is the median of the iteration means, each the mean of many round
 /// trips.
@@ -28,7 +28,7 @@ public class DoorbellRoundTripBenchmarks
     private Channel<int> _pong = null!;
     private Thread _echo = null!;
 
-    [Params(0, 200)]
+    [Params(0, 10, 200)]
     public int WorkerIdleSpinRounds { get; set; }
 
     [GlobalSetup]
