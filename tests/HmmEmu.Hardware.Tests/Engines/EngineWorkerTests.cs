@@ -139,4 +139,105 @@ public sealed class EngineWorkerTests
 
         Assert.Equal(RunOnce(42), RunOnce(42));
     }
+    [Fact]
+    public void TryRunInline_DeterministicMode_RefusesSoTheSeedDecidesWhoRuns()
+    {
+        using var kernel = NewKernel();
+        var handler = new RecordingHandler(kernel.Scheduler);
+        using var worker = new EngineWorker<int>(kernel.Scheduler, "w", handler);
+        bool ran = true;
+
+        kernel.Run(() => ran = worker.TryRunInline(1));
+
+        Assert.False(ran);
+        Assert.Empty(handler.RanItems);
+        Assert.Equal(0L, worker.Posted);
+    }
+
+    [Fact]
+    public void TryRunInline_ThreadedIdleWorker_RunsOnTheCallersThreadAndCountsTheItem()
+    {
+        using var kernel = NewKernel(SchedulerMode.Threaded);
+        var handler = new ThreadRecordingHandler();
+        using var worker = new EngineWorker<int>(kernel.Scheduler, "w", handler);
+        SimThread? caller = null;
+        bool ran = false;
+
+        kernel.Run(() =>
+        {
+            caller = Scheduler.CurrentThread;
+            ran = worker.TryRunInline(7);
+        });
+
+        Assert.True(ran);
+        Assert.Equal([(7, caller)], handler.Ran);
+        Assert.Equal((1L, 1L, 0L), (worker.Posted, worker.Ran, worker.Outstanding));
+    }
+
+    [Fact]
+    public void TryRunInline_ThreadedWorkerBusy_RefusesAndPostingOrderIsKept()
+    {
+        using var kernel = NewKernel(SchedulerMode.Threaded);
+        using var gate = new ManualResetEventSlim();
+        var handler = new ThreadRecordingHandler(blockOn: 1, gate);
+        using var worker = new EngineWorker<int>(kernel.Scheduler, "w", handler);
+        bool whileRunning = true, afterwards = false;
+
+        kernel.Run(() =>
+        {
+            worker.Post(1);                         // the worker blocks inside the handler
+            while (!handler.Started(1))
+                Thread.Yield();
+            whileRunning = worker.TryRunInline(2);  // busy: refused, and 2 stays the caller's
+            worker.Post(3);
+            gate.Set();
+            afterwards = worker.TryRunInline(4);    // refused while 1 or 3 is not done; never ahead of them
+            worker.Stop(WorkerStopMode.Drain);
+        });
+
+        Assert.False(whileRunning);
+        Assert.Equal(afterwards ? [1, 3, 4] : [1, 3], handler.Ran.Select(r => r.Item));
+        Assert.Equal(0L, worker.Outstanding);
+    }
+
+    [Fact]
+    public void TryRunInline_AfterStopRequested_IsRefused()
+    {
+        using var kernel = NewKernel(SchedulerMode.Threaded);
+        var handler = new ThreadRecordingHandler();
+        using var worker = new EngineWorker<int>(kernel.Scheduler, "w", handler);
+
+        worker.RequestStop(WorkerStopMode.Drain);
+
+        Assert.False(worker.TryRunInline(1));
+        Assert.Empty(handler.Ran);
+    }
+
+    // Records (item, simulated thread) per run; optionally blocks in the run of one item until a gate opens.
+    private sealed class ThreadRecordingHandler(int blockOn = -1, ManualResetEventSlim? gate = null) : IEngineWorkHandler<int>
+    {
+        private readonly Lock _lock = new();
+        private readonly List<(int Item, SimThread? Thread)> _ran = [];
+        private int _started = -1;
+
+        public List<(int Item, SimThread? Thread)> Ran
+        {
+            get { lock (_lock) return [.. _ran]; }
+        }
+
+        public bool Started(int item) => Volatile.Read(ref _started) == item;
+
+        public void Run(int item)
+        {
+            Volatile.Write(ref _started, item);
+            if (item == blockOn)
+                gate!.Wait();
+            lock (_lock)
+                _ran.Add((item, Scheduler.CurrentThread));
+        }
+
+        public void Abort(int item)
+        {
+        }
+    }
 }
