@@ -28,6 +28,9 @@ internal sealed class RnicCompleter : IEngineWorkHandler<RnicCompleter.Work>, ID
     /// <summary>Queues responses (one or a burst) in arrival order. Never sleeps.</summary>
     public bool Post(RnicPacket[] packets) => _worker.Post(new Work(packets, null, 0));
 
+    /// <summary>Runs <paramref name="packets"/> on the calling thread if the engine is idle (see <see cref="EngineWorker{T}.TryRunInline"/>).</summary>
+    public bool TryRunInline(RnicPacket[] packets) => _worker.TryRunInline(new Work(packets, null, 0));
+
     public void PostTimeout(RnicQp qp, ulong now) => _worker.Post(new Work(null, qp, now));
 
     public void Run(Work item)

@@ -33,8 +33,11 @@ internal sealed class RnicCounters
 
     public RnicCounter Completions { get; } = new();
 
+    public RnicCounter SegmentsSent { get; } = new();
+
     public RnicModelStats Snapshot() => new(PacketsSent.Value, Retransmissions.Value, Timeouts.Value, RnrNaksSent.Value,
-        SequenceNaksSent.Value, RequesterFaults.Value, ResponderFaults.Value, Invalidations.Value, Completions.Value);
+        SequenceNaksSent.Value, RequesterFaults.Value, ResponderFaults.Value, Invalidations.Value, Completions.Value,
+        SegmentsSent.Value);
 }
 
 /// <summary>What a NIC's data path has done so far.</summary>
@@ -47,5 +50,10 @@ internal sealed class RnicCounters
 /// <param name="ResponderFaults">Page faults the responder raised.</param>
 /// <param name="Invalidations">INVALIDATE_MTT commands completed.</param>
 /// <param name="Completions">CQEs written.</param>
+/// <param name="SegmentsSent">
+/// Zero-copy segments the requester built (threaded mode, clean link): runs of data packets counted in
+/// <paramref name="PacketsSent"/> one by one but handed over as one object (see docs/rnic.md).
+/// </param>
 public readonly record struct RnicModelStats(long PacketsSent, long Retransmissions, long Timeouts, long RnrNaksSent,
-    long SequenceNaksSent, long RequesterFaults, long ResponderFaults, long Invalidations, long Completions);
+    long SequenceNaksSent, long RequesterFaults, long ResponderFaults, long Invalidations, long Completions,
+    long SegmentsSent = 0);

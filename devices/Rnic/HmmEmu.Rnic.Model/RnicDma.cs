@@ -105,6 +105,109 @@ internal sealed class RnicDma(RnicModel model)
         return done == buffer.Length ? DmaResult.Ok : DmaResult.ProtectionError;
     }
 
+    /// <summary>
+    /// Zero-copy gather for a segment: translates, under <paramref name="use"/> (which the caller keeps open until the
+    /// segment is released), the bytes from <paramref name="offset"/> of the local SGE list for up to
+    /// <paramref name="length"/> bytes, and appends the frames they live in to the extent lists (adjacent frames merge).
+    /// Checks as <see cref="CopySges"/> does, for reading. Returns how many bytes it translated: fewer than asked when a
+    /// page missed, a check failed or the extent lists filled up; the caller sends only whole packets of that and lets
+    /// the per-packet path meet the failure and report it.
+    /// </summary>
+    public long Gather(TranslationUse use, RnicQp qp, ReadOnlySpan<RnicSge> sges, ulong offset, long length,
+        ulong[] extentAddress, int[] extentLength, ref int extents)
+    {
+        long done = GatherSges(use, qp, sges, offset, length, extentAddress, extentLength, ref extents);
+        ChargeTransfer((int)Math.Min(done, int.MaxValue));
+        return done;
+    }
+
+    private long GatherSges(TranslationUse use, RnicQp qp, ReadOnlySpan<RnicSge> sges, ulong offset, long length,
+        ulong[] extentAddress, int[] extentLength, ref int extents)
+    {
+        var translation = model.Translation;
+        long done = 0;
+        foreach (var sge in sges)
+        {
+            if (done == length)
+                break;
+            if (offset >= sge.Length)
+            {
+                offset -= sge.Length;
+                continue;
+            }
+            var mr = model.FindMr(sge.Lkey);
+            if (mr is null || mr.Pd != qp.Pd || !mr.Covers(sge.Address, sge.Length))
+                return done;
+            long want = (long)Math.Min(sge.Length - offset, (ulong)(length - done));
+            for (long got = 0; got < want;)
+            {
+                ulong va = sge.Address + offset + (ulong)got;
+                var result = translation.Translate(use, mr.CacheId, va, Access.Read);
+                if (!mr.IsLive || !result.IsOk)
+                    return done + got;      // deregistered (see Copy), a miss or no right: the per-packet path reports it
+                int chunk = (int)Math.Min(result.Length, (ulong)(want - got));
+                int last = extents - 1;
+                if (last >= 0 && extentAddress[last] + (ulong)extentLength[last] == result.Address &&
+                    extentLength[last] <= int.MaxValue - chunk)
+                {
+                    extentLength[last] += chunk;
+                }
+                else if (extents < extentAddress.Length)
+                {
+                    extentAddress[extents] = result.Address;
+                    extentLength[extents++] = chunk;
+                }
+                else
+                {
+                    return done + got;      // out of extents: send what is gathered
+                }
+                got += chunk;
+            }
+            done += want;
+            offset = 0;
+        }
+        return done;
+    }
+
+    /// <summary>
+    /// Places <paramref name="length"/> bytes of <paramref name="segment"/>'s payload, from its byte
+    /// <paramref name="sourceOffset"/>, into the MR at <paramref name="address"/>: one translation use, each destination
+    /// page span copied straight from the sender's frames. Results as <see cref="Copy"/>.
+    /// </summary>
+    public DmaResult CopyFromSegment(RnicMr mr, ulong address, RnicSegment segment, long sourceOffset, long length,
+        ulong accessEnd, out DmaFault fault)
+    {
+        fault = default;
+        var translation = model.Translation;
+        var use = translation.BeginUse();
+        try
+        {
+            long done = 0;
+            while (done < length)
+            {
+                ulong va = address + (ulong)done;
+                var result = translation.Translate(use, mr.CacheId, va, Access.Write);
+                if (!mr.IsLive)
+                    return DmaResult.ProtectionError;     // deregistered: see Copy
+                if (!result.IsOk)
+                    return Miss(mr, result.Status, va, accessEnd, RnicFaultAccess.Write, out fault);
+                int chunk = (int)Math.Min(result.Length, (ulong)(length - done));
+                if (!model.Memory.TryGetSpan(result.Address, chunk, write: true, out var span))
+                    return DmaResult.ProtectionError;
+                chunk = Math.Min(chunk, span.Length);
+                if (!segment.CopyTo(sourceOffset + done, span[..chunk]))
+                    return DmaResult.ProtectionError;
+                done += chunk;
+            }
+            ChargeTransfer((int)Math.Min(length, int.MaxValue));
+            return DmaResult.Ok;
+        }
+        finally
+        {
+            translation.EndUse(use);
+        }
+    }
+
     /// <summary>Runs a compare-and-swap (<paramref name="compareAndSwap"/>) or fetch-and-add on the 8 bytes at <paramref name="address"/>.</summary>
     public DmaResult Atomic(RnicMr mr, ulong address, bool compareAndSwap, ulong compare, ulong swapOrAdd, out ulong original,
         out DmaFault fault)

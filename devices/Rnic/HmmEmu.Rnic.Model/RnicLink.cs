@@ -129,6 +129,13 @@ public sealed class RnicLink : IDisposable
     {
         ArgumentNullException.ThrowIfNull(from);
         ArgumentNullException.ThrowIfNull(packet);
+        if (packet.Segment is { } segment)
+        {
+            // Only the direct hand-over carries segments: here it goes as the packets it stands for.
+            foreach (var p in segment.Expand())
+                Send(from, p);
+            return;
+        }
         Direction dir;
         if (ReferenceEquals(from, PortA))
             dir = _aToB;
@@ -208,7 +215,14 @@ public sealed class RnicLink : IDisposable
     /// In threaded mode on a clean link with nothing queued that way, the whole burst is handed to the other port in
     /// one call, so its engines wake once per burst instead of once per packet. Never sleeps.
     /// </summary>
-    public void SendBurst(IRnicPort from, IReadOnlyList<RnicPacket> packets)
+    public void SendBurst(IRnicPort from, IReadOnlyList<RnicPacket> packets) => SendBurst(from, packets, allowInline: false);
+
+    /// <summary>
+    /// <see cref="SendBurst(IRnicPort, IReadOnlyList{RnicPacket})"/>; with <paramref name="allowInline"/> (the sender
+    /// holds no lock) a direct hand-over to an <see cref="RnicModel"/> lets its idle engines handle the burst on the
+    /// sender's thread (see <see cref="EngineWorker{T}.TryRunInline"/>).
+    /// </summary>
+    internal void SendBurst(IRnicPort from, IReadOnlyList<RnicPacket> packets, bool allowInline)
     {
         ArgumentNullException.ThrowIfNull(packets);
         if (packets.Count == 0)
@@ -239,14 +253,37 @@ public sealed class RnicLink : IDisposable
                 Send(from, packet);
             return;
         }
-        long bytes = 0;
+        long bytes = 0, count = 0;
         foreach (var packet in packets)
+        {
             bytes += packet.WireBytes;
-        dir!.To.ReceiveBurst(packets);
-        Interlocked.Add(ref _delivered, packets.Count);
+            count += packet.PacketCount;
+        }
+        if (count != packets.Count)
+            Interlocked.Add(ref _sent, count - packets.Count);
+        if (allowInline && dir!.To is RnicModel model)
+            model.ReceiveBurst(packets, inline: true);
+        else
+            dir!.To.ReceiveBurst(packets);
+        Interlocked.Add(ref _delivered, count);
         Interlocked.Add(ref _bytesDelivered, bytes);
         if (Interlocked.Add(ref _inFlight, -packets.Count) == 0)
             NotifyIfQuiet();
+    }
+
+    /// <summary>
+    /// Whether a burst from <paramref name="from"/> may carry zero-copy segments (<see cref="RnicSegment"/>): threaded
+    /// mode, a clean link (no loss, duplication or reordering, so a burst is handed over directly whenever nothing is
+    /// queued that way, and expanded into packets otherwise), and a far port that is an <see cref="RnicModel"/>, which
+    /// knows how to consume one. Any thread; never sleeps.
+    /// </summary>
+    internal bool CarriesSegments(IRnicPort from)
+    {
+        if (_scheduler.Mode != SchedulerMode.Threaded || IsDisposing)
+            return false;
+        var dir = ReferenceEquals(from, PortA) ? _aToB : ReferenceEquals(from, PortB) ? _bToA : null;
+        lock (_lock)
+            return dir?.To is RnicModel && _loss == 0 && _duplicate == 0 && _reorder == 0;
     }
 
     /// <summary>

@@ -52,6 +52,11 @@ public sealed partial class RnicModel : IPciDevice, IMmio, IRnicPort, IDisposabl
     private readonly RnicCompleter _completer;
     private readonly RnicRetryTimer _timer;
     private RnicLink? _link;
+
+    // Zero-copy segments built and not yet released, at most MaxSegmentsInFlight (a quarter of the use slots).
+    private const int MaxSegmentsInFlight = 64;
+    private int _segmentsInFlight;
+    private readonly System.Collections.Concurrent.ConcurrentQueue<RnicSegmentStorage> _segmentStorage = new();
     private int _enabled;
     private int _doorbellErrors;
     private int _receiveBacklog;
@@ -273,11 +278,21 @@ public sealed partial class RnicModel : IPciDevice, IMmio, IRnicPort, IDisposabl
         Interlocked.Increment(ref _receiveBacklog);
         bool posted = IsResponse(packet.Header.Opcode) ? _completer.Post([packet]) : _responder.Post([packet]);
         if (!posted)
+        {
             Interlocked.Decrement(ref _receiveBacklog);
+            packet.Segment?.Release();      // stopped: dropped like any packet
+        }
     }
 
     /// <inheritdoc />
-    public void ReceiveBurst(IReadOnlyList<RnicPacket> packets)
+    public void ReceiveBurst(IReadOnlyList<RnicPacket> packets) => ReceiveBurst(packets, inline: false);
+
+    /// <summary>
+    /// <see cref="ReceiveBurst(IReadOnlyList{RnicPacket})"/>; with <paramref name="inline"/> (the link's direct hand-over
+    /// from a sender that holds no lock), an idle engine handles the packets on the calling thread instead of being
+    /// woken for them.
+    /// </summary>
+    internal void ReceiveBurst(IReadOnlyList<RnicPacket> packets, bool inline)
     {
         ArgumentNullException.ThrowIfNull(packets);
         int responses = 0;
@@ -297,9 +312,13 @@ public sealed partial class RnicModel : IPciDevice, IMmio, IRnicPort, IDisposabl
                 toResponder[r++] = packet;
         }
         Interlocked.Add(ref _receiveBacklog, packets.Count);
-        if (toResponder.Length != 0 && !_responder.Post(toResponder))
+        if (toResponder.Length != 0 && !(inline && _responder.TryRunInline(toResponder)) && !_responder.Post(toResponder))
+        {
             Interlocked.Add(ref _receiveBacklog, -toResponder.Length);
-        if (toCompleter.Length != 0 && !_completer.Post(toCompleter))
+            foreach (var packet in toResponder)
+                packet.Segment?.Release();      // stopped: dropped like any packet
+        }
+        if (toCompleter.Length != 0 && !(inline && _completer.TryRunInline(toCompleter)) && !_completer.Post(toCompleter))
             Interlocked.Add(ref _receiveBacklog, -toCompleter.Length);
     }
 
@@ -344,11 +363,53 @@ public sealed partial class RnicModel : IPciDevice, IMmio, IRnicPort, IDisposabl
         Link?.Send(this, packet);
     }
 
-    internal void SendBurst(IReadOnlyList<RnicPacket> packets)
+    /// <summary>
+    /// Sends <paramref name="packets"/> in order. <paramref name="holdsNoLock"/>: the caller holds no lock, so on the
+    /// link's direct hand-over the far port's idle engines may handle them on this thread.
+    /// </summary>
+    internal void SendBurst(IReadOnlyList<RnicPacket> packets, bool holdsNoLock = false)
     {
-        Counters.PacketsSent.Add(packets.Count);
-        Link?.SendBurst(this, packets);
+        long count = 0;
+        foreach (var packet in packets)
+            count += packet.PacketCount;
+        Counters.PacketsSent.Add(count);
+        if (Link is { } link)
+        {
+            link.SendBurst(this, packets, holdsNoLock);
+            return;
+        }
+        foreach (var packet in packets)
+            packet.Segment?.Release();      // no cable: the packets are gone
     }
+
+    /// <summary>
+    /// Whether the requester may build a zero-copy segment now: the link carries them and fewer than
+    /// <see cref="MaxSegmentsInFlight"/> are unreleased (each holds one of the translation cache's use slots, and the
+    /// responder needs slots of its own to place them). Only the requester's thread builds segments, so the count
+    /// cannot overshoot between this check and the segment's creation.
+    /// </summary>
+    internal bool MayBuildSegment() =>
+        Volatile.Read(ref _segmentsInFlight) < MaxSegmentsInFlight && Link is { } link && link.CarriesSegments(this);
+
+    /// <summary>Counts a segment from its creation (<see cref="RnicSegment"/>'s constructor) to its release.</summary>
+    internal void SegmentCreated() => Interlocked.Increment(ref _segmentsInFlight);
+
+    /// <summary>See <see cref="SegmentCreated"/>; <paramref name="storage"/> goes back for the next segment.</summary>
+    internal void SegmentReleased(RnicSegmentStorage storage)
+    {
+        _segmentStorage.Enqueue(storage);
+        Interlocked.Decrement(ref _segmentsInFlight);
+    }
+
+    /// <summary>Gives back storage rented for a segment that was not built.</summary>
+    internal void SegmentStorageUnused(RnicSegmentStorage storage) => _segmentStorage.Enqueue(storage);
+
+    /// <summary>Storage for a new segment: a recycled one, or a new one (at most MaxSegmentsInFlight ever live).</summary>
+    internal RnicSegmentStorage RentSegmentStorage() =>
+        _segmentStorage.TryDequeue(out var storage) ? storage : new RnicSegmentStorage();
+
+    /// <summary>Segments created and not yet released.</summary>
+    internal int SegmentsInFlight => Volatile.Read(ref _segmentsInFlight);
 
     /// <summary>
     /// The QPs with a page fault the driver has not answered yet (RESUME): number and side, in QP order. At quiescence a

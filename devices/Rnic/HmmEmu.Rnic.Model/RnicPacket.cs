@@ -17,16 +17,32 @@ public sealed class RnicPacket
         Payload = payload ?? [];
     }
 
+    // A segment: several packets of one message with their payload still in the sender's memory (see RnicSegment).
+    internal RnicPacket(RnicSegment segment)
+    {
+        Header = segment.Header;
+        Payload = [];
+        Segment = segment;
+    }
+
     /// <summary>The header.</summary>
     public RnicPacketHeader Header { get; }
 
     /// <summary>The payload bytes (empty for requests and acknowledgements that carry none).</summary>
     public byte[] Payload { get; }
 
-    /// <summary>Bytes on the wire: header plus payload.</summary>
-    public int WireBytes => RnicPacketHeader.Size + Payload.Length;
+    /// <summary>Bytes on the wire: header plus payload (for a segment, every packet's).</summary>
+    public int WireBytes => Segment?.WireBytes ?? RnicPacketHeader.Size + Payload.Length;
+
+    /// <summary>The segment this object carries instead of one packet, or null.</summary>
+    internal RnicSegment? Segment { get; }
+
+    /// <summary>How many packets this object stands for: 1, or a segment's packets.</summary>
+    internal int PacketCount => Segment?.Count ?? 1;
 
     /// <inheritdoc />
     public override string ToString() =>
-        $"{Header.Opcode} qpn={Header.DestQpn} psn={Header.Psn} len={Payload.Length}";
+        Segment is { } segment
+            ? $"{Header.Opcode} qpn={Header.DestQpn} psn={Header.Psn}+{segment.Count} len={segment.PayloadBytes} (segment)"
+            : $"{Header.Opcode} qpn={Header.DestQpn} psn={Header.Psn} len={Payload.Length}";
 }

@@ -18,15 +18,22 @@ internal sealed class RnicRequester : IEngineWorkHandler<RnicQp>, IDisposable
     // so a burst ends on a packet that asks for an ACK.
     private const int BurstPackets = 64;
 
+    // Packets in one zero-copy segment at most (the send window bounds it too). The far responder still answers each
+    // ACK request inside it as it gets there, so a long segment does not delay the ACKs that move the window.
+    private const int MaxSegmentPackets = RnicSegmentStorage.MaxPackets;
+
     private readonly EngineWorker<RnicQp> _worker;
     private readonly List<RnicPacket> _burst = new(BurstPackets);     // the worker thread's
+    private int _burstPackets;      // packets in _burst (a segment counts as its packets)
+    private bool _timerWakeDeferred;        // threaded mode: a deadline was armed during this Run
     private int _active;
 
     public RnicRequester(RnicModel model, Scheduler scheduler)
     {
         _model = model;
         _dma = new RnicDma(model);
-        _worker = new EngineWorker<RnicQp>(scheduler, $"rnic{model.Address} requester", this);
+        _worker = new EngineWorker<RnicQp>(scheduler, $"rnic{model.Address} requester", this,
+            model.Options.RequesterIdleSpinRounds);
     }
 
     /// <summary>Asks the engine to look at <paramref name="qp"/>. Never sleeps.</summary>
@@ -90,13 +97,22 @@ internal sealed class RnicRequester : IEngineWorkHandler<RnicQp>, IDisposable
             // Packets go to the link in bursts, so that the far side's engines wake once per burst.
             while (Step(qp))
             {
-                if (_burst.Count == BurstPackets)
+                if (_burstPackets >= BurstPackets)
                     Flush();
             }
         }
         finally
         {
             Flush();
+            if (_timerWakeDeferred)
+            {
+                _timerWakeDeferred = false;
+                bool armed;
+                lock (qp.Sync)
+                    armed = qp.AckDeadline != 0;
+                if (armed)
+                    _model.Timer.Wake();
+            }
             Interlocked.Decrement(ref qp.Busy);
             if (Interlocked.Decrement(ref _active) == 0)
                 _model.Timer.LinkQuiet();
@@ -114,7 +130,7 @@ internal sealed class RnicRequester : IEngineWorkHandler<RnicQp>, IDisposable
     private bool Step(RnicQp qp)
     {
         RnicSendOp op;
-        int k;
+        int k, room;
         long epoch;
         ulong now = _model.Scheduler.Clock.Now;
         lock (qp.Sync)
@@ -126,16 +142,29 @@ internal sealed class RnicRequester : IEngineWorkHandler<RnicQp>, IDisposable
             op = qp.Outstanding[qp.CursorOp];
             k = qp.CursorPacket;
             uint psn = RnicPacketHeader.PsnAdd(op.FirstPsn, (uint)k);
-            if (RnicPacketHeader.PsnDiff(psn, qp.AckedPsn) >= _model.Options.SendWindowPackets)
+            room = _model.Options.SendWindowPackets - RnicPacketHeader.PsnDiff(psn, qp.AckedPsn);
+            if (room <= 0)
                 return false;
             epoch = qp.SendEpoch;
         }
-        var result = Build(qp, op, k, out var packet, out var fault);
+        // Several packets of a SEND or WRITE go as one zero-copy segment when the link carries them (threaded mode).
+        RnicPacket? packet = null;
+        var result = DmaResult.Ok;
+        DmaFault fault = default;
+        int wanted = Math.Min(Math.Min(op.Packets - k, room), MaxSegmentPackets);
+        if (!op.NeedsResponse && wanted >= 2 && _model.MayBuildSegment())
+            packet = BuildSegment(qp, op, k, wanted);
+        if (packet is null)
+            result = Build(qp, op, k, out packet, out fault);
+        int count = packet?.PacketCount ?? 1;
         bool armed = false;
         lock (qp.Sync)
         {
             if (qp.SendEpoch != epoch)
+            {
+                packet?.Segment?.Release();
                 return true;        // rewound or changed state meanwhile: look again
+            }
             switch (result)
             {
                 case DmaResult.Fault:
@@ -149,18 +178,18 @@ internal sealed class RnicRequester : IEngineWorkHandler<RnicQp>, IDisposable
                     _model.FailOpLocked(qp, op, RnicWcStatus.LocProtErr, qpEvent: null);
                     return false;
             }
-            if (op.NeedsResponse || k + 1 == op.Packets)
+            if (op.NeedsResponse || k + count == op.Packets)
             {
                 qp.CursorOp++;
                 qp.CursorPacket = 0;
             }
             else
             {
-                qp.CursorPacket = k + 1;
+                qp.CursorPacket = k + count;
             }
-            if ((packet!.Header.Flags & RnicPacketFlags.AckRequest) != 0)
+            if (LastAckRequest(packet!) is { } ackRequest)
             {
-                qp.LastAckRequestPsn = packet.Header.Psn;
+                qp.LastAckRequestPsn = ackRequest.Psn;
                 qp.AckRequested = true;
                 if (qp.AckDeadline == 0 && qp.Timeout != 0)
                 {
@@ -169,19 +198,74 @@ internal sealed class RnicRequester : IEngineWorkHandler<RnicQp>, IDisposable
                 }
             }
         }
-        if (armed)
-            _model.Timer.Wake();        // only a new deadline needs the timer: it re-reads deadlines when it wakes anyway
-        _model.Scheduler.Charge(_model.Options.PacketNs);
+        // Only a new deadline needs the timer: it re-reads deadlines when it wakes anyway. In threaded mode it would not
+        // fire while this engine is active (its quiet check), so the wake waits for the end of Run, when the ACK has
+        // often come back already (the far side ran the burst inline) and the timer need not wake at all.
+        if (armed && _model.Scheduler.Mode == SchedulerMode.Threaded)
+            _timerWakeDeferred = true;
+        else if (armed)
+            _model.Timer.Wake();
+        _model.Scheduler.Charge(_model.Options.PacketNs * (ulong)count);
         _burst.Add(packet!);
+        _burstPackets += count;
         return true;
+    }
+
+    // The header of the last packet that asks for an ACK (a segment's last such packet), or null.
+    private static RnicPacketHeader? LastAckRequest(RnicPacket packet)
+    {
+        if (packet.Segment is not { } segment)
+            return (packet.Header.Flags & RnicPacketFlags.AckRequest) != 0 ? packet.Header : null;
+        var headers = segment.Headers;
+        for (int i = headers.Length - 1; i >= 0; i--)
+        {
+            if ((headers[i].Flags & RnicPacketFlags.AckRequest) != 0)
+                return headers[i];
+        }
+        return null;
+    }
+
+    // Up to `packets` data packets of op from packet k as one segment, its payload left in place (see RnicSegment).
+    // Null when fewer than two
+    // packets could be gathered: the per-packet path then sends (or fails) the next one. Outside the QP's lock.
+    private RnicPacket? BuildSegment(RnicQp qp, RnicSendOp op, int k, int packets)
+    {
+        var wqe = op.Wqe;
+        ulong offset = (ulong)k * (ulong)op.Mtu;
+        long length = (long)Math.Min((ulong)packets * (ulong)op.Mtu, op.Length - offset);
+        var storage = _model.RentSegmentStorage();
+        int extents = 0;
+        Span<RnicSge> sges = stackalloc RnicSge[RnicSendWqe.MaxSge];
+        for (int i = 0; i < wqe.SgeCount; i++)
+            sges[i] = wqe.Sge(i);
+        var translation = _model.Translation;
+        var use = translation.BeginUse();
+        long gathered = _dma.Gather(use, qp, sges[..wqe.SgeCount], offset, length, storage.ExtentAddress, storage.ExtentLength,
+            ref extents);
+        int whole = gathered == length ? packets : (int)(gathered / op.Mtu);
+        if (whole < 2)
+        {
+            translation.EndUse(use);
+            _model.SegmentStorageUnused(storage);
+            return null;
+        }
+        var headers = storage.Headers;
+        for (int i = 0; i < whole; i++)
+        {
+            ulong packetOffset = offset + ((ulong)i * (ulong)op.Mtu);
+            headers[i] = DataHeader(qp, op, k + i, (int)Math.Min((ulong)op.Mtu, op.Length - packetOffset));
+        }
+        _model.Counters.SegmentsSent.Increment();
+        return new RnicPacket(new RnicSegment(_model, use, storage, whole, extents));
     }
 
     private void Flush()
     {
         if (_burst.Count == 0)
             return;
-        _model.SendBurst(_burst);
+        _model.SendBurst(_burst, holdsNoLock: true);
         _burst.Clear();
+        _burstPackets = 0;
     }
 
     // Takes the next WQE off the SQ, if the limits allow. Under the QP's lock.
@@ -275,6 +359,15 @@ internal sealed class RnicRequester : IEngineWorkHandler<RnicQp>, IDisposable
             if (result != DmaResult.Ok)
                 return result;
         }
+        packet = new RnicPacket(DataHeader(qp, op, k, length), payload);
+        return DmaResult.Ok;
+    }
+
+    // The header of data packet k (SEND or WRITE) of op, carrying `length` payload bytes.
+    private RnicPacketHeader DataHeader(RnicQp qp, RnicSendOp op, int k, int length)
+    {
+        var wqe = op.Wqe;
+        uint psn = RnicPacketHeader.PsnAdd(op.FirstPsn, (uint)k);
         bool first = k == 0, last = op.IsLastPacket(k);
         bool write = wqe.Opcode is RnicWrOpcode.RdmaWrite or RnicWrOpcode.RdmaWriteWithImm;
         bool imm = wqe.Opcode is RnicWrOpcode.RdmaWriteWithImm or RnicWrOpcode.SendWithImm;
@@ -296,9 +389,8 @@ internal sealed class RnicRequester : IEngineWorkHandler<RnicQp>, IDisposable
         var flags = last || (k + 1) % _model.Options.AckRequestInterval == 0 ? RnicPacketFlags.AckRequest : RnicPacketFlags.None;
         if (last && (wqe.Flags & RnicSendFlags.Solicited) != 0)
             flags |= RnicPacketFlags.Solicited;
-        packet = new RnicPacket(new RnicPacketHeader(opcode, flags, qp.DestQpn, psn, qp.Number,
+        return new RnicPacketHeader(opcode, flags, qp.DestQpn, psn, qp.Number,
             write && first ? wqe.RemoteAddress : 0, write && first ? wqe.Rkey : 0, write && first ? (uint)op.Length : 0,
-            Imm: last && imm ? wqe.Imm : 0, PayloadLength: (uint)length), payload);
-        return DmaResult.Ok;
+            Imm: last && imm ? wqe.Imm : 0, PayloadLength: (uint)length);
     }
 }

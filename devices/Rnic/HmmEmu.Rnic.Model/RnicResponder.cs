@@ -39,6 +39,9 @@ internal sealed class RnicResponder : IEngineWorkHandler<RnicPacket[]>, IDisposa
     /// <summary>Queues packets (one or a burst) in arrival order. Never sleeps.</summary>
     public bool Post(RnicPacket[] packets) => _worker.Post(packets);
 
+    /// <summary>Runs <paramref name="packets"/> on the calling thread if the engine is idle (see <see cref="EngineWorker{T}.TryRunInline"/>).</summary>
+    public bool TryRunInline(RnicPacket[] packets) => _worker.TryRunInline(packets);
+
     /// <summary>RESUME of the responder side. Returns false when no responder fault is pending.</summary>
     public bool Resume(RnicQp qp, bool error)
     {
@@ -65,10 +68,14 @@ internal sealed class RnicResponder : IEngineWorkHandler<RnicPacket[]>, IDisposa
         {
             try
             {
-                Handle(packet);
+                if (packet.Segment is { } segment)
+                    HandleSegment(packet, segment);
+                else
+                    Handle(packet);
             }
             finally
             {
+                packet.Segment?.Release();
                 _model.PacketProcessed();
             }
         }
@@ -77,7 +84,10 @@ internal sealed class RnicResponder : IEngineWorkHandler<RnicPacket[]>, IDisposa
     public void Abort(RnicPacket[] packets)
     {
         foreach (var packet in packets)
+        {
+            packet.Segment?.Release();
             _model.PacketProcessed();
+        }
     }
 
     public void Dispose() => _worker.Dispose();
@@ -117,6 +127,106 @@ internal sealed class RnicResponder : IEngineWorkHandler<RnicPacket[]>, IDisposa
         {
             Interlocked.Decrement(ref qp.Busy);
         }
+    }
+
+    // A zero-copy segment: the WRITE packets that are next in sequence are placed in runs (each run ends on a packet that
+    // asks for an ACK), straight from the sender's frames; whatever the fast path does not take (a SEND, the first packet
+    // that is not next in sequence, a failed check or DMA, a packet with an immediate) goes, with every packet after it,
+    // through the per-packet path as an ordinary packet, which answers it exactly as it would have answered it alone.
+    private void HandleSegment(RnicPacket packet, RnicSegment segment)
+    {
+        var qp = _model.FindQp(packet.Header.DestQpn);
+        if (qp is null)
+            return;
+        Interlocked.Increment(ref qp.Busy);
+        try
+        {
+            int placed = IsWrite(packet.Header.Opcode) ? PlaceWrites(qp, segment) : 0;
+            for (int i = placed; i < segment.Count; i++)
+                Execute(qp, segment.Materialize(i));
+        }
+        finally
+        {
+            Interlocked.Decrement(ref qp.Busy);
+        }
+    }
+
+    // The fast path of HandleSegment for WRITE packets. Returns how many packets, from the first, it placed and
+    // acknowledged; the state changes per run are exactly those the per-packet path makes for the run's packets in order.
+    private int PlaceWrites(RnicQp qp, RnicSegment segment)
+    {
+        var headers = segment.Headers;
+        int i = 0;
+        long offset = 0;
+        while (i < headers.Length)
+        {
+            var h = headers[i];
+            int j = i;
+            while (j < headers.Length - 1 && (headers[j].Flags & RnicPacketFlags.AckRequest) == 0 && !EndsMessage(headers[j].Opcode))
+                j++;
+            if (HasImm(headers[j].Opcode) && --j < i)
+                return i;       // an immediate needs a receive WQE: the per-packet path takes it
+            long bytes = 0;
+            for (int p = i; p <= j; p++)
+                bytes += headers[p].PayloadLength;
+            RnicMr? mr;
+            ulong address, end;
+            uint total;
+            long generation;
+            lock (qp.Sync)
+            {
+                if (qp.State is not (RnicQpState.Rtr or RnicQpState.Rts or RnicQpState.Sqd) || qp.Destroyed ||
+                    h.SrcQpn != qp.DestQpn || qp.ResponderFault || qp.ExpectedPsn != h.Psn)
+                {
+                    return i;
+                }
+                generation = qp.Generation;
+                if (StartsMessage(h.Opcode))
+                {
+                    mr = _model.FindMr(h.Rkey);
+                    if (mr is null || mr.Pd != qp.Pd || (mr.Access & RnicAccessFlags.RemoteWrite) == 0 ||
+                        (qp.RemoteAccess & RnicAccessFlags.RemoteWrite) == 0 || !mr.Covers(h.VirtualAddress, h.DmaLength))
+                    {
+                        return i;
+                    }
+                    address = h.VirtualAddress;
+                    total = h.DmaLength;
+                    end = address + total;
+                }
+                else if (qp.WriteMr is { } current)
+                {
+                    mr = current;
+                    address = qp.WriteAddress;
+                    total = qp.WriteLength;
+                    end = qp.WriteEnd;
+                }
+                else
+                {
+                    return i;
+                }
+                if (!mr.Covers(address, (ulong)bytes))
+                    return i;
+            }
+            if (bytes != 0 && _dma.CopyFromSegment(mr, address, segment, offset, bytes, end, out _) != DmaResult.Ok)
+                return i;       // the per-packet path meets the fault or error again and answers it
+            RnicPacket? reply;
+            lock (qp.Sync)
+            {
+                if (qp.Generation != generation || qp.ExpectedPsn != h.Psn)
+                    return i;
+                bool last = EndsMessage(headers[j].Opcode);
+                qp.WriteMr = last ? null : mr;
+                qp.WriteAddress = address + (ulong)bytes;
+                qp.WriteLength = total;
+                qp.WriteEnd = end;
+                reply = Advance(qp, headers[j], 1, last);
+            }
+            if (reply is not null)
+                _model.SendBurst([reply], holdsNoLock: true);
+            offset += bytes;
+            i = j + 1;
+        }
+        return i;
     }
 
     private void Execute(RnicQp qp, RnicPacket packet)
