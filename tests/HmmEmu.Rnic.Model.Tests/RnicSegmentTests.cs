@@ -128,6 +128,28 @@ public sealed class RnicSegmentTests
     }
 
     [Fact]
+    public void A_source_page_outside_ram_ends_the_threaded_write_with_loc_prot_err_not_with_made_up_bytes()
+    {
+        using var m = RnicTestMachine.Create(SchedulerMode.Threaded);
+        m.Run(() =>
+        {
+            m.Start();
+            var (qa, qb) = m.ConnectedPair();
+            var src = m.NicA.RegMr(qa.Pd, 0x10_0000, 8 * 4096, RnicAccessFlags.LocalWrite);
+            var dst = m.NicB.RegMr(qb.Pd, 0x7000_0000, 8 * 4096, AllRemote);
+            Fill(src.Bytes, 2);
+            // A driver bug: entry 5 names a frame far beyond RAM. The translation succeeds; the DMA read must not.
+            RnicMttEntry.Create(1UL << 40, writable: false).Write(src.Mtt.Span.Slice(5 * RnicMttEntry.Size, RnicMttEntry.Size));
+            RawNic.PostSend(qa, Write(3, src, 0, 8 * 4096, dst, 0));
+
+            Assert.Equal(RnicWcStatus.LocProtErr, m.NicA.WaitCqe(qa).Status);
+            Assert.True(m.A.Stats.SegmentsSent >= 1);       // pages 0-4 went as a segment
+            Assert.Equal(-1, dst.Bytes[(5 * 4096)..].IndexOfAnyExcept((byte)0));
+            Assert.Equal(0, m.A.Translation.Tlb.ActiveUses);
+        });
+    }
+
+    [Fact]
     public void Invalidating_a_source_page_waits_until_the_segment_that_reads_it_is_released()
     {
         using var m = RnicTestMachine.Create(SchedulerMode.Threaded);
@@ -207,6 +229,47 @@ public sealed class RnicSegmentTests
             Assert.True(packets[1].Payload.AsSpan().SequenceEqual(expected.AsSpan(4100, 4000)));
             Assert.Equal(0, m.A.SegmentsInFlight);
         });
+    }
+
+    [Fact]
+    public void A_threaded_write_between_frames_that_run_across_2_MiB_blocks_of_ram_lands_intact()
+    {
+        using var m = RnicTestMachine.Create(SchedulerMode.Threaded);
+        m.Run(() =>
+        {
+            m.Start();
+            var (qa, qb) = m.ConnectedPair();
+            var src = m.NicA.RegMr(qa.Pd, 0x10_0000, 4 * 4096, RnicAccessFlags.LocalWrite);
+            var dst = m.NicB.RegMr(qb.Pd, 0x7000_0000, 4 * 4096, AllRemote);
+            // Point both MTTs at frames 510-513 of a 4 MiB run: physically contiguous, but in two 2 MiB blocks of RAM,
+            // so the source extent and the destination run each need two spans.
+            ulong srcFrame = Frames(m) + 510, dstFrame = Frames(m) + 510;
+            for (int i = 0; i < 4; i++)
+            {
+                RnicMttEntry.Create((srcFrame + (ulong)i) << 12, writable: true).Write(src.Mtt.Span.Slice(i * 8, 8));
+                RnicMttEntry.Create((dstFrame + (ulong)i) << 12, writable: true).Write(dst.Mtt.Span.Slice(i * 8, 8));
+                Fill(m.Kernel.Memory.PageBytes(srcFrame + (ulong)i), i);
+            }
+            RawNic.PostSend(qa, Write(4, src, 100, (4 * 4096) - 200, dst, 100));
+
+            Assert.Equal(RnicWcStatus.Success, m.NicA.WaitCqe(qa).Status);
+            Assert.True(m.A.Stats.SegmentsSent >= 1);
+            for (int i = 0; i < 4; i++)
+            {
+                var sent = m.Kernel.Memory.PageBytes(srcFrame + (ulong)i);
+                var landed = m.Kernel.Memory.PageBytes(dstFrame + (ulong)i);
+                int from = i == 0 ? 100 : 0, to = i == 3 ? 4096 - 100 : 4096;
+                Assert.True(landed[from..to].SequenceEqual(sent[from..to]), $"page {i}");
+                Assert.Equal(-1, landed[..from].IndexOfAnyExcept((byte)0));
+                Assert.Equal(-1, landed[to..].IndexOfAnyExcept((byte)0));
+            }
+        });
+
+        static ulong Frames(RnicTestMachine m)
+        {
+            Assert.Equal(Errno.Ok, m.Kernel.Memory.AllocContiguous(10, Gfp.Kernel | Gfp.Zero, out ulong first));
+            return first;
+        }
     }
 
     // A segment of `pages` WRITE packets over the first pages of `src`, gathered as the requester does (one use, kept).

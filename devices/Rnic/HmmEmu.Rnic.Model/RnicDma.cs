@@ -117,8 +117,34 @@ internal sealed class RnicDma(RnicModel model)
         ulong[] extentAddress, int[] extentLength, ref int extents)
     {
         long done = GatherSges(use, qp, sges, offset, length, extentAddress, extentLength, ref extents);
+        done = Math.Min(done, ReadablePrefix(extentAddress, extentLength, ref extents));
         ChargeTransfer((int)Math.Min(done, int.MaxValue));
         return done;
+    }
+
+    // The DMA read's own check, made where a per-packet read would make it: how many bytes from the start of the
+    // extents lie in readable RAM (a translation may name a frame that is not RAM). Cuts the extents there.
+    private long ReadablePrefix(ulong[] extentAddress, int[] extentLength, ref int extents)
+    {
+        long readable = 0;
+        for (int e = 0; e < extents; e++)
+        {
+            ulong address = extentAddress[e];
+            long left = extentLength[e];
+            while (left > 0)
+            {
+                if (!model.Memory.TryGetSpan(address, (int)left, write: false, out var span))
+                {
+                    extentLength[e] = (int)(address - extentAddress[e]);
+                    extents = extentLength[e] == 0 ? e : e + 1;
+                    return readable;
+                }
+                address += (ulong)span.Length;
+                left -= span.Length;
+                readable += span.Length;
+            }
+        }
+        return readable;
     }
 
     private long GatherSges(TranslationUse use, RnicQp qp, ReadOnlySpan<RnicSge> sges, ulong offset, long length,
@@ -182,23 +208,35 @@ internal sealed class RnicDma(RnicModel model)
         var use = translation.BeginUse();
         try
         {
+            // Pages whose frames follow each other are copied as one run, as a DMA engine bursts a contiguous range.
             long done = 0;
-            while (done < length)
+            ulong run = 0;
+            long runBytes = 0;
+            while (done + runBytes < length)
             {
-                ulong va = address + (ulong)done;
+                ulong va = address + (ulong)(done + runBytes);
                 var result = translation.Translate(use, mr.CacheId, va, Access.Write);
                 if (!mr.IsLive)
                     return DmaResult.ProtectionError;     // deregistered: see Copy
                 if (!result.IsOk)
-                    return Miss(mr, result.Status, va, accessEnd, RnicFaultAccess.Write, out fault);
-                int chunk = (int)Math.Min(result.Length, (ulong)(length - done));
-                if (!model.Memory.TryGetSpan(result.Address, chunk, write: true, out var span))
+                {
+                    // The bytes before the miss are placed, as page-by-page placement would have placed them.
+                    return PlaceRun(segment, sourceOffset, ref done, run, runBytes)
+                        ? Miss(mr, result.Status, va, accessEnd, RnicFaultAccess.Write, out fault)
+                        : DmaResult.ProtectionError;
+                }
+                long chunk = (long)Math.Min(result.Length, (ulong)(length - done - runBytes));
+                if (runBytes != 0 && result.Address == run + (ulong)runBytes)
+                {
+                    runBytes += chunk;
+                    continue;
+                }
+                if (!PlaceRun(segment, sourceOffset, ref done, run, runBytes))
                     return DmaResult.ProtectionError;
-                chunk = Math.Min(chunk, span.Length);
-                if (!segment.CopyTo(sourceOffset + done, span[..chunk]))
-                    return DmaResult.ProtectionError;
-                done += chunk;
+                (run, runBytes) = (result.Address, chunk);
             }
+            if (!PlaceRun(segment, sourceOffset, ref done, run, runBytes))
+                return DmaResult.ProtectionError;
             ChargeTransfer((int)Math.Min(length, int.MaxValue));
             return DmaResult.Ok;
         }
@@ -206,6 +244,24 @@ internal sealed class RnicDma(RnicModel model)
         {
             translation.EndUse(use);
         }
+    }
+
+    // Copies `bytes` of the segment's payload (from sourceOffset + done) to the frames from `address` on, and advances
+    // `done`. False if the frames cannot be written (bad or zero frame).
+    private bool PlaceRun(RnicSegment segment, long sourceOffset, ref long done, ulong address, long bytes)
+    {
+        while (bytes > 0)
+        {
+            // A span stops at the end of a 2 MiB block of RAM: a run may need several.
+            if (!model.Memory.TryGetSpan(address, (int)Math.Min(bytes, int.MaxValue), write: true, out var span))
+                return false;
+            if (!segment.CopyTo(sourceOffset + done, span))
+                return false;
+            done += span.Length;
+            address += (ulong)span.Length;
+            bytes -= span.Length;
+        }
+        return true;
     }
 
     /// <summary>Runs a compare-and-swap (<paramref name="compareAndSwap"/>) or fetch-and-add on the 8 bytes at <paramref name="address"/>.</summary>

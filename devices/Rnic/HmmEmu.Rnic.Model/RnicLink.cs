@@ -261,14 +261,20 @@ public sealed class RnicLink : IDisposable
         }
         if (count != packets.Count)
             Interlocked.Add(ref _sent, count - packets.Count);
-        if (allowInline && dir!.To is RnicModel model)
-            model.ReceiveBurst(packets, inline: true);
-        else
-            dir!.To.ReceiveBurst(packets);
-        Interlocked.Add(ref _delivered, count);
-        Interlocked.Add(ref _bytesDelivered, bytes);
-        if (Interlocked.Add(ref _inFlight, -packets.Count) == 0)
-            NotifyIfQuiet();
+        try
+        {
+            if (allowInline && dir!.To is RnicModel model)
+                model.ReceiveBurst(packets, inline: true);
+            else
+                dir!.To.ReceiveBurst(packets);
+            Interlocked.Add(ref _delivered, count);
+            Interlocked.Add(ref _bytesDelivered, bytes);
+        }
+        finally
+        {
+            if (Interlocked.Add(ref _inFlight, -packets.Count) == 0)
+                NotifyIfQuiet();
+        }
     }
 
     /// <summary>

@@ -263,9 +263,15 @@ internal sealed class RnicRequester : IEngineWorkHandler<RnicQp>, IDisposable
     {
         if (_burst.Count == 0)
             return;
-        _model.SendBurst(_burst, holdsNoLock: true);
-        _burst.Clear();
-        _burstPackets = 0;
+        try
+        {
+            _model.SendBurst(_burst, holdsNoLock: true);
+        }
+        finally
+        {
+            _burst.Clear();         // even if the far side threw: a burst is never sent twice
+            _burstPackets = 0;
+        }
     }
 
     // Takes the next WQE off the SQ, if the limits allow. Under the QP's lock.

@@ -64,18 +64,32 @@ internal sealed class RnicResponder : IEngineWorkHandler<RnicPacket[]>, IDisposa
 
     public void Run(RnicPacket[] packets)
     {
-        foreach (var packet in packets)
+        int n = 0;
+        try
         {
-            try
+            for (; n < packets.Length; n++)
             {
-                if (packet.Segment is { } segment)
-                    HandleSegment(packet, segment);
-                else
-                    Handle(packet);
+                var packet = packets[n];
+                try
+                {
+                    if (packet.Segment is { } segment)
+                        HandleSegment(packet, segment);
+                    else
+                        Handle(packet);
+                }
+                finally
+                {
+                    packet.Segment?.Release();
+                    _model.PacketProcessed();
+                }
             }
-            finally
+        }
+        finally
+        {
+            // Only after an exception: the packets after the one that threw are dropped, their segments released.
+            for (int r = n + 1; r < packets.Length; r++)
             {
-                packet.Segment?.Release();
+                packets[r].Segment?.Release();
                 _model.PacketProcessed();
             }
         }
@@ -142,8 +156,14 @@ internal sealed class RnicResponder : IEngineWorkHandler<RnicPacket[]>, IDisposa
         try
         {
             int placed = IsWrite(packet.Header.Opcode) ? PlaceWrites(qp, segment) : 0;
+            long offset = segment.OffsetOf(placed);
             for (int i = placed; i < segment.Count; i++)
-                Execute(qp, segment.Materialize(i));
+            {
+                if (segment.Materialize(i, offset) is not { } single)
+                    break;          // unreadable (see Materialize): dropped with the rest, as the wire would lose them
+                offset += single.Payload.Length;
+                Execute(qp, single);
+            }
         }
         finally
         {

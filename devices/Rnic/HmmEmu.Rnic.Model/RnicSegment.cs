@@ -139,29 +139,32 @@ internal sealed class RnicSegment
         return true;
     }
 
-    /// <summary>Packet <paramref name="index"/> as an ordinary packet with its own copy of the payload.</summary>
-    public RnicPacket Materialize(int index)
+    /// <summary>
+    /// Packet <paramref name="index"/>, whose payload starts at byte <paramref name="offset"/> of the segment's, as an
+    /// ordinary packet with its own copy of the payload; null if its bytes cannot be read (the requester checked every
+    /// frame when it gathered them, so this means a broken invariant: the packet is then dropped as the wire would lose
+    /// it, never sent with made-up bytes, and RC resends it).
+    /// </summary>
+    public RnicPacket? Materialize(int index, long offset)
     {
         var h = Headers[index];
         var payload = h.PayloadLength == 0 ? [] : new byte[h.PayloadLength];
-        if (payload.Length != 0 && !CopyTo(OffsetOf(index), payload))
-            Array.Clear(payload);
-        return new RnicPacket(h, payload);
+        return payload.Length == 0 || CopyTo(offset, payload) ? new RnicPacket(h, payload) : null;
     }
 
-    /// <summary>Every packet as an ordinary packet (payloads copied), then releases the segment.</summary>
-    public RnicPacket[] Expand()
+    /// <summary>
+    /// Every packet as an ordinary packet (payloads copied), then releases the segment. A packet whose bytes cannot be
+    /// read is left out (see <see cref="Materialize"/>).
+    /// </summary>
+    public List<RnicPacket> Expand()
     {
-        var packets = new RnicPacket[Count];
+        var packets = new List<RnicPacket>(Count);
         long offset = 0;
-        for (int i = 0; i < packets.Length; i++)
+        for (int i = 0; i < Count; i++)
         {
-            var h = Headers[i];
-            var payload = h.PayloadLength == 0 ? [] : new byte[h.PayloadLength];
-            if (payload.Length != 0 && !CopyTo(offset, payload))
-                Array.Clear(payload);
-            offset += h.PayloadLength;
-            packets[i] = new RnicPacket(h, payload);
+            if (Materialize(i, offset) is { } packet)
+                packets.Add(packet);
+            offset += Headers[i].PayloadLength;
         }
         Release();
         return packets;

@@ -31,6 +31,7 @@ public sealed class EngineWorker<T> : IDisposable
     private readonly int _spinRounds;
     private int _mode;
     private int _busy;      // 1 while an item is handled, by the worker or inline (TryRunInline); 1 for good once it exits
+    private SimThread? _inlineThread;       // the thread running an item inline, while it does
     private long _posted;
     private long _ran;
     private long _aborted;
@@ -127,8 +128,16 @@ public sealed class EngineWorker<T> : IDisposable
             if (Outstanding != 0 || Volatile.Read(ref _mode) != Running)
                 return false;
             Interlocked.Increment(ref _posted);
-            _handler.Run(item);
-            Interlocked.Increment(ref _ran);
+            Volatile.Write(ref _inlineThread, Scheduler.CurrentThread);
+            try
+            {
+                _handler.Run(item);
+            }
+            finally
+            {
+                Volatile.Write(ref _inlineThread, null);
+                Interlocked.Increment(ref _ran);        // handled, even if the handler threw: Outstanding stays exact
+            }
             return true;
         }
         finally
@@ -163,7 +172,7 @@ public sealed class EngineWorker<T> : IDisposable
     /// </summary>
     public void Stop(WorkerStopMode mode)
     {
-        if (ReferenceEquals(Scheduler.CurrentThread, _thread))
+        if (IsHandlerThread())
         {
             throw new InvalidOperationException(
                 $"Engine worker '{Name}' was told to Stop from its own thread, which would wait for itself forever. " +
@@ -187,7 +196,7 @@ public sealed class EngineWorker<T> : IDisposable
     public void Dispose()
     {
         RequestStop(WorkerStopMode.Abort);
-        if (_thread.IsFinished || ReferenceEquals(Scheduler.CurrentThread, _thread))
+        if (_thread.IsFinished || IsHandlerThread())
             return;
         try
         {
@@ -204,6 +213,14 @@ public sealed class EngineWorker<T> : IDisposable
         {
             // The scheduler is shutting down and unwound the worker with everything else.
         }
+    }
+
+    // Whether the caller runs inside this worker's handler: on the worker thread, or inline (TryRunInline). Joining the
+    // worker from there would wait for itself.
+    private bool IsHandlerThread()
+    {
+        var current = Scheduler.CurrentThread;
+        return ReferenceEquals(current, _thread) || (current is not null && ReferenceEquals(current, Volatile.Read(ref _inlineThread)));
     }
 
     // Worker thread only (the channel has one reader): its wait condition and its idle spin.

@@ -201,6 +201,40 @@ public sealed class EngineWorkerTests
     }
 
     [Fact]
+    public void TryRunInline_HandlerThrows_TheItemCountsAsHandledAndLaterRunsAreNotRefused()
+    {
+        using var kernel = NewKernel(SchedulerMode.Threaded);
+        var handler = new ThreadRecordingHandler(throwOn: 1);
+        using var worker = new EngineWorker<int>(kernel.Scheduler, "w", handler);
+        bool second = false;
+
+        kernel.Run(() =>
+        {
+            Assert.Throws<InvalidOperationException>(() => worker.TryRunInline(1));
+            second = worker.TryRunInline(2);
+        });
+
+        Assert.True(second);
+        Assert.Equal([2], handler.Ran.Select(r => r.Item));
+        Assert.Equal((2L, 2L, 0L), (worker.Posted, worker.Ran, worker.Outstanding));
+    }
+
+    [Fact]
+    public void Stop_FromAHandlerRunningInline_ThrowsInsteadOfWaitingForItself()
+    {
+        using var kernel = NewKernel(SchedulerMode.Threaded);
+        EngineWorker<int>? worker = null;
+        Exception? stop = null;
+        var handler = new ThreadRecordingHandler(onRun: _ => stop = Record.Exception(() => worker!.Stop(WorkerStopMode.Drain)));
+        worker = new EngineWorker<int>(kernel.Scheduler, "w", handler);
+        using var disposeWorker = worker;
+
+        kernel.Run(() => Assert.True(worker.TryRunInline(1)));
+
+        Assert.Contains("its own thread", Assert.IsType<InvalidOperationException>(stop).Message);
+    }
+
+    [Fact]
     public void TryRunInline_AfterStopRequested_IsRefused()
     {
         using var kernel = NewKernel(SchedulerMode.Threaded);
@@ -214,7 +248,8 @@ public sealed class EngineWorkerTests
     }
 
     // Records (item, simulated thread) per run; optionally blocks in the run of one item until a gate opens.
-    private sealed class ThreadRecordingHandler(int blockOn = -1, ManualResetEventSlim? gate = null) : IEngineWorkHandler<int>
+    private sealed class ThreadRecordingHandler(int blockOn = -1, ManualResetEventSlim? gate = null, int throwOn = -1,
+        Action<int>? onRun = null) : IEngineWorkHandler<int>
     {
         private readonly Lock _lock = new();
         private readonly List<(int Item, SimThread? Thread)> _ran = [];
@@ -232,6 +267,9 @@ public sealed class EngineWorkerTests
             Volatile.Write(ref _started, item);
             if (item == blockOn)
                 gate!.Wait();
+            if (item == throwOn)
+                throw new InvalidOperationException($"item {item} fails");
+            onRun?.Invoke(item);
             lock (_lock)
                 _ran.Add((item, Scheduler.CurrentThread));
         }
