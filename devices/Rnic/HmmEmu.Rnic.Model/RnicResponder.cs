@@ -201,30 +201,7 @@ internal sealed class RnicResponder : IEngineWorkHandler<RnicPacket[]>, IDisposa
                     return i;
                 }
                 generation = qp.Generation;
-                if (StartsMessage(h.Opcode))
-                {
-                    mr = _model.FindMr(h.Rkey);
-                    if (mr is null || mr.Pd != qp.Pd || (mr.Access & RnicAccessFlags.RemoteWrite) == 0 ||
-                        (qp.RemoteAccess & RnicAccessFlags.RemoteWrite) == 0 || !mr.Covers(h.VirtualAddress, h.DmaLength))
-                    {
-                        return i;
-                    }
-                    address = h.VirtualAddress;
-                    total = h.DmaLength;
-                    end = address + total;
-                }
-                else if (qp.WriteMr is { } current)
-                {
-                    mr = current;
-                    address = qp.WriteAddress;
-                    total = qp.WriteLength;
-                    end = qp.WriteEnd;
-                }
-                else
-                {
-                    return i;
-                }
-                if (!mr.Covers(address, (ulong)bytes))
+                if (WriteTargetLocked(qp, h, out mr, out address, out total, out end) != Verdict.Done || !mr!.Covers(address, (ulong)bytes))
                     return i;
             }
             if (bytes != 0 && _dma.CopyFromSegment(mr, address, segment, offset, bytes, end, out _) != DmaResult.Ok)
@@ -354,29 +331,7 @@ internal sealed class RnicResponder : IEngineWorkHandler<RnicPacket[]>, IDisposa
             }
             else
             {
-                if (first)
-                {
-                    mr = _model.FindMr(h.Rkey);
-                    if (mr is null || mr.Pd != qp.Pd || (mr.Access & RnicAccessFlags.RemoteWrite) == 0 ||
-                        (qp.RemoteAccess & RnicAccessFlags.RemoteWrite) == 0 || !mr.Covers(h.VirtualAddress, h.DmaLength))
-                    {
-                        verdict = Verdict.NakAccess;
-                    }
-                    address = h.VirtualAddress;
-                    total = h.DmaLength;
-                    end = address + total;
-                }
-                else if (qp.WriteMr is { } current)
-                {
-                    mr = current;
-                    address = qp.WriteAddress;
-                    total = qp.WriteLength;
-                    end = qp.WriteEnd;
-                }
-                else
-                {
-                    verdict = Verdict.NakInvalid;
-                }
+                verdict = WriteTargetLocked(qp, h, out mr, out address, out total, out end);
                 if (verdict == Verdict.Done && mr is not null && !mr.Covers(address, (ulong)packet.Payload.Length))
                     verdict = Verdict.NakInvalid;
                 if (verdict == Verdict.Done && last && needsRecv && !TakeRecvLocked(qp, out recv, out recvIndex, ref verdict))
@@ -474,6 +429,27 @@ internal sealed class RnicResponder : IEngineWorkHandler<RnicPacket[]>, IDisposa
             }
         }
         SendOutside(reply);
+    }
+
+    // Where WRITE packet h lands: from its RETH when it starts the message (rkey, PD, remote-write access and bounds
+    // checked: NakAccess if one fails), else where the message's earlier packets left off (NakInvalid if none did).
+    // Caller holds qp.Sync.
+    private Verdict WriteTargetLocked(RnicQp qp, RnicPacketHeader h, out RnicMr? mr, out ulong address, out uint total,
+        out ulong end)
+    {
+        if (StartsMessage(h.Opcode))
+        {
+            mr = _model.FindMr(h.Rkey);
+            (address, total) = (h.VirtualAddress, h.DmaLength);
+            end = address + total;
+            return mr is null || mr.Pd != qp.Pd || (mr.Access & RnicAccessFlags.RemoteWrite) == 0 ||
+                (qp.RemoteAccess & RnicAccessFlags.RemoteWrite) == 0 || !mr.Covers(h.VirtualAddress, h.DmaLength)
+                ? Verdict.NakAccess
+                : Verdict.Done;
+        }
+        mr = qp.WriteMr;
+        (address, total, end) = (qp.WriteAddress, qp.WriteLength, qp.WriteEnd);
+        return mr is null ? Verdict.NakInvalid : Verdict.Done;
     }
 
     // Reads the receive WQE at the RQ consumer. False with verdict Done means "none posted" (RNR).
