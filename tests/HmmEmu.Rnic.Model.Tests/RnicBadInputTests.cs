@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using HmmEmu.Kernel.Bus;
 using HmmEmu.Simulation;
+using static HmmEmu.Rnic.Model.Tests.RnicTestData;
 
 namespace HmmEmu.Rnic.Model.Tests;
 
@@ -11,9 +12,6 @@ namespace HmmEmu.Rnic.Model.Tests;
 /// </summary>
 public sealed class RnicBadInputTests
 {
-    private const RnicAccessFlags AllRemote = RnicAccessFlags.LocalWrite | RnicAccessFlags.RemoteWrite |
-        RnicAccessFlags.RemoteRead | RnicAccessFlags.RemoteAtomic;
-
     private const RnicAccessFlags QpAllRemote = RnicAccessFlags.RemoteWrite | RnicAccessFlags.RemoteRead | RnicAccessFlags.RemoteAtomic;
 
     private const ulong Page = RawNic.Page;
@@ -60,12 +58,6 @@ public sealed class RnicBadInputTests
         }
         var done = nic.ExecuteOk(RnicCommand.RegMr(0, pd, iova, length, access, mtt.BusAddress, pages, onDemand: false));
         return new GuardedMr(done.Key, iova, length, buffer);
-    }
-
-    private static void Fill(Span<byte> bytes, int seed)
-    {
-        for (int i = 0; i < bytes.Length; i++)
-            bytes[i] = (byte)((i * 31) + seed);
     }
 
     private static RnicSendWqe WriteWqe(ulong wrId, uint lkey, ulong local, uint length, ulong remote, uint rkey,

@@ -1,23 +1,10 @@
 using HmmEmu.Simulation;
+using static HmmEmu.Rnic.Model.Tests.RnicTestData;
 
 namespace HmmEmu.Rnic.Model.Tests;
 
 public sealed class RnicDataPathTests
 {
-    private const RnicAccessFlags AllRemote = RnicAccessFlags.LocalWrite | RnicAccessFlags.RemoteWrite |
-        RnicAccessFlags.RemoteRead | RnicAccessFlags.RemoteAtomic;
-
-    private static void Fill(Span<byte> bytes, int seed)
-    {
-        for (int i = 0; i < bytes.Length; i++)
-            bytes[i] = (byte)((i * 31) + seed);
-    }
-
-    private static RnicSendWqe Write(ulong wrId, RawMr local, ulong offset, uint length, RawMr remote, ulong remoteOffset,
-        RnicWrOpcode opcode = RnicWrOpcode.RdmaWrite, uint imm = 0) =>
-        new(opcode, RnicSendFlags.Signaled, 1, imm, wrId, remote.Iova + remoteOffset, remote.Key,
-            Sge0: new RnicSge(local.Iova + offset, length, local.Key));
-
     [Theory]
     [InlineData(SchedulerMode.Deterministic)]
     [InlineData(SchedulerMode.Threaded)]

@@ -1,16 +1,9 @@
+using static HmmEmu.Rnic.Model.Tests.RnicTestData;
+
 namespace HmmEmu.Rnic.Model.Tests;
 
 public sealed class RnicOdpTests
 {
-    private const RnicAccessFlags AllRemote = RnicAccessFlags.LocalWrite | RnicAccessFlags.RemoteWrite |
-        RnicAccessFlags.RemoteRead | RnicAccessFlags.RemoteAtomic;
-
-    private static void Fill(Span<byte> bytes, int seed)
-    {
-        for (int i = 0; i < bytes.Length; i++)
-            bytes[i] = (byte)((i * 13) + seed);
-    }
-
     [Fact]
     public void Odp_mr_starts_with_every_mtt_entry_invalid()
     {
@@ -40,7 +33,7 @@ public sealed class RnicOdpTests
             var (qa, qb) = m.ConnectedPair();
             var src = m.NicA.RegMr(qa.Pd, 0x10_0000, 16_384, RnicAccessFlags.LocalWrite);
             var dst = m.NicB.RegMr(qb.Pd, 0x5000_0000, 16_384, AllRemote, onDemand: true);
-            Fill(src.Bytes, 5);
+            Fill(src.Bytes, 5, stride: 13);
             RawNic.PostSend(qa, new RnicSendWqe(RnicWrOpcode.RdmaWrite, RnicSendFlags.Signaled, 1, 0, 8, dst.Iova + 4096, dst.Key,
                 Sge0: new RnicSge(src.Iova, 8192, src.Key)));
             var fault = m.NicB.WaitEvent(RnicEventType.PageFault);
@@ -78,7 +71,7 @@ public sealed class RnicOdpTests
             var (qa, qb) = m.ConnectedPair();
             var src = m.NicA.RegMr(qa.Pd, 0x10_0000, 8192, RnicAccessFlags.LocalWrite, onDemand: true);
             var dst = m.NicB.RegMr(qb.Pd, 0x5000_0000, 8192, AllRemote);
-            Fill(src.Bytes, 9);
+            Fill(src.Bytes, 9, stride: 13);
             RawNic.PostSend(qa, new RnicSendWqe(RnicWrOpcode.RdmaWrite, RnicSendFlags.Signaled, 1, 0, 3, dst.Iova, dst.Key,
                 Sge0: new RnicSge(src.Iova, 8192, src.Key)));
             var fault = m.NicA.WaitEvent(RnicEventType.PageFault);
@@ -111,7 +104,7 @@ public sealed class RnicOdpTests
             var (qa, qb) = m.ConnectedPair();
             var local = m.NicA.RegMr(qa.Pd, 0x10_0000, 8192, RnicAccessFlags.LocalWrite, onDemand: true);
             var remote = m.NicB.RegMr(qb.Pd, 0x5000_0000, 8192, AllRemote);
-            Fill(remote.Bytes, 1);
+            Fill(remote.Bytes, 1, stride: 13);
             RawNic.FillMtt(local, 0, 2, writable: false);
             RawNic.PostSend(qa, new RnicSendWqe(RnicWrOpcode.RdmaRead, RnicSendFlags.Signaled, 1, 0, 4, remote.Iova, remote.Key,
                 Sge0: new RnicSge(local.Iova, 8192, local.Key)));

@@ -2,6 +2,7 @@ using HmmEmu.Hardware.Translation;
 using HmmEmu.Kernel;
 using HmmEmu.Kernel.Memory;
 using HmmEmu.Simulation;
+using static HmmEmu.Rnic.Model.Tests.RnicTestData;
 
 namespace HmmEmu.Rnic.Model.Tests;
 
@@ -11,19 +12,6 @@ namespace HmmEmu.Rnic.Model.Tests;
 /// </summary>
 public sealed class RnicSegmentTests
 {
-    private const RnicAccessFlags AllRemote = RnicAccessFlags.LocalWrite | RnicAccessFlags.RemoteWrite |
-        RnicAccessFlags.RemoteRead | RnicAccessFlags.RemoteAtomic;
-
-    private static void Fill(Span<byte> bytes, int seed)
-    {
-        for (int i = 0; i < bytes.Length; i++)
-            bytes[i] = (byte)((i * 29) + seed);
-    }
-
-    private static RnicSendWqe Write(ulong wrId, RawMr local, ulong offset, uint length, RawMr remote, ulong remoteOffset) =>
-        new(RnicWrOpcode.RdmaWrite, RnicSendFlags.Signaled, 1, 0, wrId, remote.Iova + remoteOffset, remote.Key,
-            Sge0: new RnicSge(local.Iova + offset, length, local.Key));
-
     [Fact]
     public void A_threaded_write_travels_in_segments_and_lands_byte_for_byte_inside_its_range_only()
     {
