@@ -46,7 +46,9 @@ public sealed class DmaEngine : IDisposable
     private readonly EngineWorker<DmaCommand> _worker;
 
     // Written by any thread.
-    private int _kickPending;
+    // 1: the worker stopped because the completion ring was full, and the next consume kicks it. On a line of its own:
+    // the driver reads it on every consume, and the worker rarely writes it.
+    private PaddedCounter _wantRoom;
     private int _resetsRequested;
     private int _shutdownRequested;
     private long _ringErrors;
@@ -106,7 +108,10 @@ public sealed class DmaEngine : IDisposable
         Name = name;
         Submission = new SubmissionRing(systemMemory, DmaDescriptor.Size);
         Completion = new CompletionRing(systemMemory, DmaCompletion.Size);
-        _worker = new EngineWorker<DmaCommand>(scheduler, "dma " + name, new Handler(this), options.IdleSpinRounds);
+        // A kick (doorbell, consume, ring configure) is the worker's nudge: kicks coalesce, and a kick costs the driver
+        // one flag rather than a channel write.
+        _worker = new EngineWorker<DmaCommand>(scheduler, "dma " + name, new Handler(this), options.IdleSpinRounds,
+            nudgeItem: DmaCommand.Kick);
     }
 
     /// <summary>The engine's name.</summary>
@@ -183,8 +188,8 @@ public sealed class DmaEngine : IDisposable
     }
 
     /// <summary>
-    /// The driver's write of the completion-ring consumer index, freeing slots (and waking an engine that waited for
-    /// them). Guest input: a bad index stops the completion ring and raises the error interrupt. Never throws or sleeps.
+    /// The driver's write of the completion-ring consumer index, freeing slots (and waking the worker only if it stopped
+    /// for want of them). Guest input: a bad index stops the completion ring and raises the error interrupt. Never throws or sleeps.
     /// </summary>
     public bool CompletionConsumed(uint consumer)
     {
@@ -193,7 +198,11 @@ public sealed class DmaEngine : IDisposable
             RingFault(1, Completion.Status);
             return false;
         }
-        Kick();
+        // Only a worker that stopped for room needs waking. The fence orders the consume before the read (the worker
+        // fences between its request and its second look at the ring), so one of the two sees the other.
+        Interlocked.MemoryBarrier();
+        if (Volatile.Read(ref _wantRoom.Value) != 0 && Interlocked.Exchange(ref _wantRoom.Value, 0) != 0)
+            Kick();
         return true;
     }
 
@@ -235,11 +244,7 @@ public sealed class DmaEngine : IDisposable
             _worker.Post(DmaCommand.Shutdown);
     }
 
-    private void Kick()
-    {
-        if (Interlocked.Exchange(ref _kickPending, 1) == 0 && !_worker.Post(DmaCommand.Kick))
-            Volatile.Write(ref _kickPending, 0);
-    }
+    private void Kick() => _worker.Nudge();
 
     private RingError ReportConfig(ulong ring, RingError error)
     {
@@ -270,9 +275,16 @@ public sealed class DmaEngine : IDisposable
         {
             if (!Completion.HasRoom)
             {
-                if (Submission.HasWork)
-                    _stalls++;
-                return; // CompletionConsumed, a completion-ring configure or a reset kicks us again
+                // Ask the driver's next consume for a kick, then look again (a full fence in between), so that a
+                // consume between the first look and the request is not missed.
+                Interlocked.Exchange(ref _wantRoom.Value, 1);
+                if (!Completion.HasRoom)
+                {
+                    if (Submission.HasWork)
+                        _stalls++;
+                    return; // CompletionConsumed, a completion-ring configure or a reset kicks us again
+                }
+                Volatile.Write(ref _wantRoom.Value, 0);
             }
             var fetch = Submission.TryPeek(entry, out var ticket);
             if (fetch == RingFetch.Faulted)
@@ -560,7 +572,6 @@ public sealed class DmaEngine : IDisposable
             switch (item)
             {
                 case DmaCommand.Kick:
-                    Volatile.Write(ref engine._kickPending, 0);
                     engine.ProcessRing();
                     break;
                 case DmaCommand.Reset:

@@ -28,10 +28,10 @@ public sealed record DmaEngineOptions
     public uint MaxTransferBytes { get; init; } = 64u << 20;
 
     /// <summary>
-    /// Threaded mode only: rounds of <c>Thread.SpinWait(16)</c> (about 0.7 µs each on the project machine) the idle
-    /// worker spins for the next doorbell before it sleeps; 0 sleeps at once. Default 10 (about 7 µs, the spin a
-    /// <c>SemaphoreSlim</c> does before it blocks): a doorbell rung that soon needs no thread wake-up, and the doorbell
-    /// round trip falls from 7–20 µs to the cost of a bare channel hand-off (docs/benchmarks.md (e)).
+    /// Threaded mode only: rounds of 16 <c>Thread.SpinWait(1)</c> calls (about 0.7 µs a round on the project machine)
+    /// the idle worker spins for the next doorbell before it sleeps; 0 sleeps at once. Default 10 (about 7 µs, the spin
+    /// a <c>SemaphoreSlim</c> does before it blocks): a doorbell rung that soon needs no thread wake-up, and the
+    /// doorbell round trip falls from 7–20 µs to about 2 µs (docs/benchmarks.md (e)).
     /// </summary>
     public int IdleSpinRounds { get; init; } = 10;
 

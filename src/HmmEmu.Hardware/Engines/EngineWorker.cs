@@ -10,10 +10,19 @@ namespace HmmEmu.Hardware.Engines;
 /// is a scheduling decision of the seed and in threaded mode the worker runs on its own real thread.
 /// </summary>
 /// <remarks>
+/// <para>
 /// Every item accepted by <see cref="Post"/> is handled exactly once: run, or aborted when the worker stops in
 /// <see cref="WorkerStopMode.Abort"/> mode. An item refused by <see cref="Post"/> (after a stop) was not accepted and
 /// stays the caller's. The worker thread is a daemon: an idle worker does not keep <see cref="Scheduler.Run(Action?)"/> from
 /// returning.
+/// </para>
+/// <para>
+/// A worker built with a nudge item also takes <see cref="Nudge"/>: a doorbell's "look again", which carries no data,
+/// and of which all that arrive before the worker takes them share one run. It bypasses the channel: a nudge sets a
+/// flag on a cache line of its own, which in threaded mode costs the driver one cache-line transfer, where a channel
+/// write costs several (the writer's lock, the queue's slot, the wake-up's fence); measured in docs/benchmarks.md (e).
+/// The worker runs the nudge item when its queue is empty, so after every item posted before the nudge.
+/// </para>
 /// </remarks>
 /// <typeparam name="T">The work item type.</typeparam>
 public sealed class EngineWorker<T> : IDisposable
@@ -32,21 +41,53 @@ public sealed class EngineWorker<T> : IDisposable
     private int _mode;
     private int _busy;      // 1 while an item is handled, by the worker or inline (TryRunInline); 1 for good once it exits
     private SimThread? _inlineThread;       // the thread running an item inline, while it does
-    private long _posted;
+    private readonly bool _hasNudge;
+    private readonly T _nudgeItem;
     private long _ran;
     private long _aborted;
+    private long _nudgesHandled;
+    // Written by the posting threads; on a cache line of its own, so that a post does not take the line the worker
+    // writes for every item (_busy, _ran) from the worker's processor, nor the worker take it back.
+    private PaddedCounter _posted;
+    // 1 from a nudge until the worker takes it: set by the nudging threads, cleared by the worker.
+    private PaddedCounter _nudge;
 
     /// <summary>Creates the worker and spawns its simulated thread (a daemon of kind <see cref="SimThreadKind.Device"/>).</summary>
     /// <param name="scheduler">The scheduler the worker runs on.</param>
     /// <param name="name">The worker's name, for traces and deadlock reports.</param>
     /// <param name="handler">Runs or aborts each item.</param>
     /// <param name="idleSpinRounds">
-    /// Threaded mode only: how many rounds (each <c>Thread.SpinWait(16)</c>, a fixed run of pause instructions — no
-    /// clock is read) the idle worker spins for the next item before it sleeps; zero sleeps at once. Ignored in
-    /// deterministic mode and on a single processor.
+    /// Threaded mode only: how many rounds (each 16 <c>Thread.SpinWait(1)</c> calls, a fixed run of pause instructions
+    /// with a look for work after each — no clock is read) the idle worker spins for the next item or nudge before it
+    /// sleeps; zero sleeps at once. Ignored in deterministic mode and on a single processor.
     /// </param>
     public EngineWorker(Scheduler scheduler, string name, IEngineWorkHandler<T> handler, int idleSpinRounds = 0)
+        : this(scheduler, name, handler, idleSpinRounds, hasNudge: false, nudgeItem: default!)
     {
+    }
+
+    /// <summary>
+    /// Creates a worker that also takes <see cref="Nudge"/>, running <paramref name="nudgeItem"/> for it; otherwise as
+    /// the constructor without a nudge item.
+    /// </summary>
+    /// <param name="scheduler">The scheduler the worker runs on.</param>
+    /// <param name="name">The worker's name, for traces and deadlock reports.</param>
+    /// <param name="handler">Runs or aborts each item.</param>
+    /// <param name="idleSpinRounds">As for the constructor without a nudge item.</param>
+    /// <param name="nudgeItem">
+    /// What the handler runs for a nudge: an idempotent "look again" (the DMA engine's kick), since nudges that arrive
+    /// before the worker takes the first one are covered by it.
+    /// </param>
+    public EngineWorker(Scheduler scheduler, string name, IEngineWorkHandler<T> handler, int idleSpinRounds, T nudgeItem)
+        : this(scheduler, name, handler, idleSpinRounds, hasNudge: true, nudgeItem)
+    {
+    }
+
+    private EngineWorker(Scheduler scheduler, string name, IEngineWorkHandler<T> handler, int idleSpinRounds, bool hasNudge,
+        T nudgeItem)
+    {
+        _hasNudge = hasNudge;
+        _nudgeItem = nudgeItem;
         ArgumentNullException.ThrowIfNull(scheduler);
         ArgumentException.ThrowIfNullOrEmpty(name);
         ArgumentNullException.ThrowIfNull(handler);
@@ -73,13 +114,16 @@ public sealed class EngineWorker<T> : IDisposable
     public SimThread Thread => _thread;
 
     /// <summary>Items accepted by <see cref="Post"/>.</summary>
-    public long Posted => Interlocked.Read(ref _posted);
+    public long Posted => Interlocked.Read(ref _posted.Value);
 
     /// <summary>Items the handler ran.</summary>
     public long Ran => Interlocked.Read(ref _ran);
 
     /// <summary>Items the handler aborted.</summary>
     public long Aborted => Interlocked.Read(ref _aborted);
+
+    /// <summary>Runs (or aborts) of the nudge item; nudges that came before the worker took them share one.</summary>
+    public long NudgesHandled => Interlocked.Read(ref _nudgesHandled);
 
     /// <summary>Items accepted and not yet handled (run or aborted), including one in progress.</summary>
     public long Outstanding => Posted - Ran - Aborted;
@@ -94,13 +138,36 @@ public sealed class EngineWorker<T> : IDisposable
     public bool Post(T item)
     {
         // Count first, so that Outstanding never goes negative while the worker races ahead.
-        Interlocked.Increment(ref _posted);
+        Interlocked.Increment(ref _posted.Value);
         if (!_channel.Writer.TryWrite(item))
         {
-            Interlocked.Decrement(ref _posted);
+            Interlocked.Decrement(ref _posted.Value);
             return false;
         }
         _wake.WakeAll();
+        return true;
+    }
+
+    /// <summary>
+    /// Asks the worker to run its nudge item once its queue is empty, unless a nudge it has not yet taken is pending
+    /// (which then covers this one). Returns false, doing nothing, once a stop was requested; a nudge that races a stop
+    /// request may be dropped, as a doorbell rung during a shutdown. Never sleeps; safe from any thread and from
+    /// interrupt context. Throws if the worker was built without a nudge item.
+    /// </summary>
+    public bool Nudge()
+    {
+        if (!_hasNudge)
+        {
+            throw new InvalidOperationException(
+                $"Engine worker '{Name}' was built without a nudge item, so it cannot be nudged: build it with the " +
+                "constructor that takes one, or Post an item instead.");
+        }
+        if (Volatile.Read(ref _mode) != Running)
+            return false;
+        // A full fence: the caller's writes (a producer index) are visible before the flag, and the flag before the
+        // wake-up looks for a sleeping worker. A flag already set covers this nudge: the worker has not taken it yet.
+        if (Interlocked.Exchange(ref _nudge.Value, 1) == 0)
+            _wake.WakeAll();
         return true;
     }
 
@@ -125,9 +192,9 @@ public sealed class EngineWorker<T> : IDisposable
         }
         try
         {
-            if (Outstanding != 0 || Volatile.Read(ref _mode) != Running)
+            if (Outstanding != 0 || NudgePending || Volatile.Read(ref _mode) != Running)
                 return false;
-            Interlocked.Increment(ref _posted);
+            Interlocked.Increment(ref _posted.Value);
             Volatile.Write(ref _inlineThread, Scheduler.CurrentThread);
             try
             {
@@ -224,7 +291,11 @@ public sealed class EngineWorker<T> : IDisposable
     }
 
     // Worker thread only (the channel has one reader): its wait condition and its idle spin.
-    private bool HasItemOrCompleted() => _channel.Reader.TryPeek(out _) || _channel.Reader.Completion.IsCompleted;
+    private bool HasItemOrCompleted() =>
+        _channel.Reader.TryPeek(out _) || NudgePending || _channel.Reader.Completion.IsCompleted;
+
+    // Whether a nudge came since the worker last took one.
+    private bool NudgePending => Volatile.Read(ref _nudge.Value) != 0;
 
     // Runs on the worker's simulated thread only.
     private void Loop()
@@ -238,29 +309,49 @@ public sealed class EngineWorker<T> : IDisposable
             while (true)
             {
                 TakeBusy();
-                if (!reader.TryRead(out var item))
+                if (reader.TryRead(out var item))
+                {
+                    if (Volatile.Read(ref _mode) == Aborting)
+                    {
+                        _handler.Abort(item);
+                        Interlocked.Increment(ref _aborted);
+                    }
+                    else
+                    {
+                        _handler.Run(item);
+                        Interlocked.Increment(ref _ran);
+                    }
+                }
+                else if (!TryHandleNudge())
                 {
                     Volatile.Write(ref _busy, 0);
                     break;
-                }
-                if (Volatile.Read(ref _mode) == Aborting)
-                {
-                    _handler.Abort(item);
-                    Interlocked.Increment(ref _aborted);
-                }
-                else
-                {
-                    _handler.Run(item);
-                    Interlocked.Increment(ref _ran);
                 }
                 Volatile.Write(ref _busy, 0);
             }
             if (reader.Completion.IsCompleted)
             {
                 TakeBusy();     // waits for an inline run in progress, and keeps later ones out: the worker is done
+                TryHandleNudge();   // one that came before the stop, after the last look
                 return;
             }
         }
+    }
+
+    // Worker thread, holding the busy flag, queue empty: takes the pending nudge and runs (or, stopping with abort,
+    // aborts) the nudge item once for every nudge so far. A nudge during the run sets the flag again: another run.
+    private bool TryHandleNudge()
+    {
+        // Clearing with a full fence before the run: what the run reads (a producer index) is read after the clear, so a
+        // nudge whose flag this clear takes was sent after writes the run sees, and a later one sets the flag again.
+        if (Volatile.Read(ref _nudge.Value) == 0 || Interlocked.Exchange(ref _nudge.Value, 0) == 0)
+            return false;
+        if (Volatile.Read(ref _mode) == Aborting)
+            _handler.Abort(_nudgeItem);
+        else
+            _handler.Run(_nudgeItem);
+        Interlocked.Increment(ref _nudgesHandled);
+        return true;
     }
 
     // Takes the busy flag, waiting out an inline run (threaded mode only; it is never contended in deterministic mode).
@@ -282,7 +373,7 @@ public sealed class EngineWorker<T> : IDisposable
     /// </summary>
     private void SpinForItem()
     {
-        for (int round = 0; round < _spinRounds && !HasItemOrCompleted(); round++)
-            System.Threading.Thread.SpinWait(SpinIterations);
+        for (int spins = _spinRounds * SpinIterations; spins > 0 && !HasItemOrCompleted(); spins--)
+            System.Threading.Thread.SpinWait(1);
     }
 }

@@ -25,6 +25,7 @@ public sealed class DeviceMmu : ITranslator
     private readonly DeviceTlb _tlb;
     private readonly InFlightUses _uses;
     private readonly InFlightUses.Slot[] _slots;
+    private readonly DeviceTlb.HitView _hitPath;       // the TLB's, kept here so that the inlined hit reads it from here
 
     /// <summary>
     /// Creates an engine MMU over <paramref name="roots"/> (shared by the device's engines) whose tables and pages live
@@ -42,6 +43,7 @@ public sealed class DeviceMmu : ITranslator
             options.WalkCacheEntries);
         _uses = _tlb.Uses;
         _slots = _uses.Slots;
+        _hitPath = _tlb.HitPath;
     }
 
     /// <summary>The page-table base of each address-space id (shared with the device's other engines).</summary>
@@ -80,7 +82,8 @@ public sealed class DeviceMmu : ITranslator
         {
             // In bounds: checked just above.
             ref var slot = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(slots), use.Slot);
-            if (InFlightUses.Covers(ref slot, asid, vpn) && _tlb.TryHit(asid, vpn, out ulong pte))
+            ulong key = InFlightUses.Key(asid, vpn);
+            if (InFlightUses.Covers(ref slot, key) && _hitPath.Find(key, vpn, out ulong pte) > 0)
             {
                 slot.Hits++;
                 return Result(pte, address, need);

@@ -52,8 +52,7 @@ public sealed class DeviceTlb
     private readonly int _setMask;
     private readonly int _ways;
     private readonly int _strideShift;
-    private readonly int _setByteShift;
-    private readonly ulong _setByteMask;
+    private readonly HitView _hitView;
     private readonly Lock _lock = new();
     private readonly InFlightUses _uses;
     private readonly PageWalkCache _walkCache;
@@ -93,12 +92,12 @@ public sealed class DeviceTlb
         _entries = new Entry[sets << _strideShift];
         foreach (ref var e in _entries.AsSpan())
             e.Tag = Empty;
-        // A set's byte offset in _entries is (vpn << _setByteShift) & _setByteMask (an Entry is 16 bytes).
-        _setByteShift = _strideShift + 4;
-        _setByteMask = (ulong)(sets - 1) << _setByteShift;
+        // A set's byte offset in _entries is (vpn << setByteShift) & (set mask << setByteShift) (an Entry is 16 bytes).
+        int setByteShift = _strideShift + 4;
         _victims = new int[sets];
         _setMask = sets - 1;
         _ways = ways;
+        _hitView = new HitView(_entries, setByteShift, (ulong)(sets - 1) << setByteShift, ways);
         _uses = new InFlightUses(useSlots, new SimWaitQueue(scheduler, "tlb " + name), "tlb " + name);
         _walkCache = new PageWalkCache(walkCacheEntries);
     }
@@ -286,7 +285,7 @@ public sealed class DeviceTlb
     /// </summary>
     internal bool TryLookup(ushort asid, ulong vpn, out ulong pte)
     {
-        int found = Find(asid, vpn, out pte);
+        int found = _hitView.Find(Tag(asid, vpn), vpn, out pte);
         if (found < 0)
             pte = LookupLocked(SetOfVpn(vpn), Tag(asid, vpn));
         if (pte != 0)
@@ -299,34 +298,13 @@ public sealed class DeviceTlb
     }
 
     /// <summary>
-    /// The hit path: finds page <paramref name="vpn"/> of <paramref name="asid"/> without a lock. Counts nothing: the
-    /// caller counts the hit in its use (<see cref="InFlightUses.Slot.Hits"/>), which the use's end adds to
-    /// <see cref="TlbStats.Hits"/>. A false return means the page is absent, or a change to its entry raced the read;
-    /// the caller then looks it up with <see cref="TryLookup"/>. Never allocates, never sleeps.
+    /// The hit path's lookup (<see cref="HitView.Find"/>): the entries and the set geometry, fixed when the TLB is built.
+    /// It takes no lock and counts nothing: the caller counts the hit in its use (<see cref="InFlightUses.Slot.Hits"/>),
+    /// which the use's end adds to <see cref="TlbStats.Hits"/>; on a miss or a raced read the caller looks the page up
+    /// with <see cref="TryLookup"/>. An engine's <see cref="DeviceMmu"/> keeps a copy, so that its inlined hit reads the
+    /// geometry from itself rather than through the TLB.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal bool TryHit(ushort asid, ulong vpn, out ulong pte) => Find(asid, vpn, out pte) > 0;
-
-    // 1: found (pte is its leaf); 0: absent; -1: the entry changed while it was read. Counts nothing.
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private int Find(ushort asid, ulong vpn, out ulong pte)
-    {
-        Debug.Assert(vpn <= MaxVpn && Unsafe.SizeOf<Entry>() == 16);
-        ulong tag = ((ulong)asid << AsidShift) | vpn;
-        // In bounds: the offset is that of a set (at most _setMask), whose ways are the _ways entries from there on.
-        ref var way = ref Unsafe.AddByteOffset(ref MemoryMarshal.GetArrayDataReference(_entries),
-            (nint)((vpn << _setByteShift) & _setByteMask));
-        for (int w = _ways; Volatile.Read(ref way.Tag) != tag; way = ref Unsafe.Add(ref way, 1))
-        {
-            if (--w == 0)
-            {
-                pte = 0;
-                return 0;
-            }
-        }
-        pte = Volatile.Read(ref way.Pte);
-        return Volatile.Read(ref way.Tag) == tag ? 1 : -1;
-    }
+    internal HitView HitPath => _hitView;
 
     /// <summary>
     /// Installs page <paramref name="vpn"/> of <paramref name="asid"/> as <paramref name="pte"/> (a 4 KiB leaf) unless an
@@ -459,9 +437,50 @@ public sealed class DeviceTlb
     private static ulong Tag(ushort asid, ulong vpn) => ((ulong)asid << AsidShift) | (vpn & VpnMask);
 
     /// <summary>One cached translation: the tag (asid, page number; <see cref="Empty"/> when empty) and the 4 KiB leaf.</summary>
-    private struct Entry
+    internal struct Entry
     {
         public ulong Tag;
         public ulong Pte;
+    }
+
+    /// <summary>
+    /// The entries array and the set geometry, as the lock-free lookup (<see cref="Find"/>) reads them. Immutable.
+    /// </summary>
+    internal readonly struct HitView(Entry[] entries, int setByteShift, ulong setByteMask, int ways)
+    {
+        private readonly Entry[] _entries = entries;
+        private readonly int _setByteShift = setByteShift;
+        private readonly ulong _setByteMask = setByteMask;
+        private readonly int _ways = ways;
+
+        /// <summary>
+        /// Finds <paramref name="tag"/> (that of page <paramref name="vpn"/>) without a lock: 1 when found
+        /// (<paramref name="pte"/> is its leaf), 0 when absent, -1 when the entry changed while it was read. The first
+        /// way is compared before the way count is read. Counts nothing, never allocates.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public int Find(ulong tag, ulong vpn, out ulong pte)
+        {
+            Debug.Assert(vpn <= MaxVpn && Unsafe.SizeOf<Entry>() == 16);
+            // In bounds: the offset is that of a set (at most the set mask), whose ways are the _ways entries from there on.
+            ref var way = ref Unsafe.AddByteOffset(ref MemoryMarshal.GetArrayDataReference(_entries),
+                (nint)((vpn << _setByteShift) & _setByteMask));
+            if (Volatile.Read(ref way.Tag) != tag)
+            {
+                int w = _ways;
+                do
+                {
+                    if (--w == 0)
+                    {
+                        pte = 0;
+                        return 0;
+                    }
+                    way = ref Unsafe.Add(ref way, 1);
+                }
+                while (Volatile.Read(ref way.Tag) != tag);
+            }
+            pte = Volatile.Read(ref way.Pte);
+            return Volatile.Read(ref way.Tag) == tag ? 1 : -1;
+        }
     }
 }

@@ -21,13 +21,13 @@ public sealed class CompletionRing : DescriptorRing
     /// <summary>Records the device had to post but could not (ring full, stopped or disabled). Each one was also reported in <see cref="DescriptorRing.Status"/>.</summary>
     public long DroppedRecords => Interlocked.Read(ref _dropped);
 
-    /// <summary>Free slots while the ring runs; 0 when it is stopped or disabled.</summary>
-    public int FreeSlots
-    {
-        get { lock (SyncRoot) return StateLocked == RingState.Running ? (int)(CountLocked - PendingLocked()) : 0; }
-    }
+    /// <summary>
+    /// Free slots while the ring runs; 0 when it is stopped or disabled. Read without the lock: exact for the device,
+    /// the ring's only producer, except while the driver reconfigures or consumes (see <see cref="DescriptorRing"/>).
+    /// </summary>
+    public int FreeSlots => StateUnlocked == RingState.Running ? (int)(CountUnlocked - PendingUnlocked()) : 0;
 
-    /// <summary>Whether a post would succeed now.</summary>
+    /// <summary>Whether a post would succeed now (a hint, as <see cref="FreeSlots"/>).</summary>
     public bool HasRoom => FreeSlots > 0;
 
     /// <summary>
@@ -45,7 +45,7 @@ public sealed class CompletionRing : DescriptorRing
                 $"The record is {record.Length} bytes but this ring's entries are {EntrySize}; pass exactly EntrySize bytes.",
                 nameof(record));
         }
-        lock (SyncRoot)
+        using (EnterLock())
         {
             index = ProducerLocked;
             if (StateLocked != RingState.Running)
@@ -66,7 +66,7 @@ public sealed class CompletionRing : DescriptorRing
                 return false;
             }
             record.CopyTo(span);
-            ProducerLocked = NextLocked(index);
+            PublishProducerLocked(NextLocked(index));
             return true;
         }
     }
@@ -79,7 +79,7 @@ public sealed class CompletionRing : DescriptorRing
     /// </summary>
     public bool Consume(uint consumer)
     {
-        lock (SyncRoot)
+        using (EnterLock())
         {
             if (StateLocked == RingState.Disabled)
                 return false;
@@ -89,7 +89,7 @@ public sealed class CompletionRing : DescriptorRing
                 StopLocked(RingError.BadIndex, consumer);
                 return false;
             }
-            ConsumerLocked = consumer;
+            PublishConsumerLocked(consumer);
             return true;
         }
     }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using HmmEmu.Hardware.Memory;
 
 namespace HmmEmu.Hardware.Rings;
@@ -13,6 +14,14 @@ namespace HmmEmu.Hardware.Rings;
 /// Everything the driver can write (base, count, indices) is guest input: a bad value never throws, it stops the
 /// ring with a <see cref="RingError"/> in <see cref="Status"/>. Only host-side misuse (a bad entry size at
 /// construction, a buffer of the wrong length) throws. All members are thread-safe; none blocks.
+/// <para>
+/// Every change takes the ring's lock. The reads a driver and a device make once per entry (<see cref="Producer"/>,
+/// <see cref="Consumer"/>, <see cref="Pending"/>, and the subclasses' room and work checks) do not: they read the
+/// fields one at a time, as a device reads its own registers, so in threaded mode the lock's cache line does not cross
+/// between the driver's and the device's processors for them. An index is published with a release write after the
+/// entries it covers, so a reader that sees it also sees them. A read that races a reconfiguration or a reset may see
+/// values from before and after it; it is a hint, and the locked operation that acts on it checks again.
+/// </para>
 /// </remarks>
 public abstract class DescriptorRing
 {
@@ -30,6 +39,7 @@ public abstract class DescriptorRing
     private RingState _state;
     private RingError _error;
     private uint _errorIndex;
+    private int _lockOwner;     // the managed thread id holding the ring's lock (EnterLock), 0 when free
 
     /// <summary>Creates a disabled ring of <paramref name="entrySize"/>-byte entries in <paramref name="port"/>.</summary>
     /// <param name="port">The memory the ring lives in.</param>
@@ -55,43 +65,65 @@ public abstract class DescriptorRing
     /// <summary>Bytes per entry.</summary>
     public int EntrySize { get; }
 
-    /// <summary>The guard for every index and configuration field; never held across a wait.</summary>
-    private protected Lock SyncRoot { get; } = new();
+    /// <summary>
+    /// Takes the ring's lock, the guard for every index and configuration field; dispose the scope to release it. A
+    /// spin lock held for a few loads and stores, never across a wait, and not reentrant. It is a field of the ring
+    /// beside the indices, so that in threaded mode a driver's doorbell and the device's fetch move one cache line
+    /// between their processors rather than a lock object's line and then the ring's.
+    /// </summary>
+    private protected LockScope EnterLock()
+    {
+        int me = Environment.CurrentManagedThreadId;
+        if (Interlocked.CompareExchange(ref _lockOwner, me, 0) != 0)
+            EnterLockContended(me);
+        return new LockScope(this);
+    }
+
+    /// <summary>Whether the calling thread holds the ring's lock (for assertions).</summary>
+    private protected bool IsLockHeld => Volatile.Read(ref _lockOwner) == Environment.CurrentManagedThreadId;
+
+    private void EnterLockContended(int me)
+    {
+        if (Volatile.Read(ref _lockOwner) == me)
+            throw new InvalidOperationException(
+                "Code running under a ring's lock (such as its RingEntryValidator) called back into the ring, and the " +
+                "ring's lock is not reentrant. A validator must look only at the entry it is given.");
+        var spinner = default(SpinWait);
+        while (Volatile.Read(ref _lockOwner) != 0 || Interlocked.CompareExchange(ref _lockOwner, me, 0) != 0)
+            spinner.SpinOnce();
+    }
+
+    /// <summary>Releases the ring's lock when disposed (the end of a <c>using</c> block).</summary>
+    private protected readonly ref struct LockScope(DescriptorRing ring)
+    {
+        public void Dispose() => Volatile.Write(ref ring._lockOwner, 0);
+    }
 
     /// <summary>The configured base address (0 while disabled).</summary>
     public ulong BaseAddress
     {
-        get { lock (SyncRoot) return _base; }
+        get { using (EnterLock()) return _base; }
     }
 
     /// <summary>The configured number of entries (0 while disabled).</summary>
     public int EntryCount
     {
-        get { lock (SyncRoot) return (int)_count; }
+        get { using (EnterLock()) return (int)_count; }
     }
 
     /// <summary>The producer index, with wrap bit.</summary>
-    public uint Producer
-    {
-        get { lock (SyncRoot) return _producer; }
-    }
+    public uint Producer => Volatile.Read(ref _producer);
 
     /// <summary>The consumer index, with wrap bit.</summary>
-    public uint Consumer
-    {
-        get { lock (SyncRoot) return _consumer; }
-    }
+    public uint Consumer => Volatile.Read(ref _consumer);
 
     /// <summary>Entries produced and not yet consumed.</summary>
-    public int Pending
-    {
-        get { lock (SyncRoot) return (int)PendingLocked(); }
-    }
+    public int Pending => (int)PendingUnlocked();
 
     /// <summary>The ring's state, error and offending index.</summary>
     public RingStatus Status
     {
-        get { lock (SyncRoot) return new RingStatus(_state, _error, _errorIndex); }
+        get { using (EnterLock()) return new RingStatus(_state, _error, _errorIndex); }
     }
 
     /// <summary>
@@ -103,7 +135,7 @@ public abstract class DescriptorRing
     public RingError Configure(ulong baseAddress, uint entryCount)
     {
         RingError error = Validate(baseAddress, entryCount);
-        lock (SyncRoot)
+        using (EnterLock())
         {
             if (_state != RingState.Disabled && PendingLocked() != 0)
                 return RingError.Busy;
@@ -132,7 +164,7 @@ public abstract class DescriptorRing
     /// </summary>
     public void Reset()
     {
-        lock (SyncRoot)
+        using (EnterLock())
         {
             _generation++;
             _producer = 0;
@@ -149,7 +181,7 @@ public abstract class DescriptorRing
     /// </summary>
     public void Recover()
     {
-        lock (SyncRoot)
+        using (EnterLock())
         {
             if (_count == 0)
                 return;
@@ -165,7 +197,7 @@ public abstract class DescriptorRing
     /// </summary>
     public void Disable()
     {
-        lock (SyncRoot)
+        using (EnterLock())
         {
             _state = RingState.Disabled;
             _error = RingError.None;
@@ -176,7 +208,7 @@ public abstract class DescriptorRing
     /// <summary>Checks the index arithmetic; tests call it after every step.</summary>
     public void AssertInvariants()
     {
-        lock (SyncRoot)
+        using (EnterLock())
         {
             if (_count == 0)
             {
@@ -196,23 +228,52 @@ public abstract class DescriptorRing
         }
     }
 
-    /// <summary>The address of the entry with ring index <paramref name="index"/>. Caller holds <see cref="SyncRoot"/>.</summary>
+    /// <summary>The address of the entry with ring index <paramref name="index"/>. Caller holds the ring's lock (<see cref="EnterLock"/>).</summary>
     private protected ulong EntryAddressLocked(uint index)
     {
-        Debug.Assert(SyncRoot.IsHeldByCurrentThread);
+        Debug.Assert(IsLockHeld);
         return _base + ((ulong)(index & (_count - 1)) * (ulong)EntrySize);
     }
 
-    /// <summary>Entries between consumer and producer. Caller holds <see cref="SyncRoot"/>.</summary>
+    /// <summary>Entries between consumer and producer. Caller holds the ring's lock (<see cref="EnterLock"/>).</summary>
     private protected uint PendingLocked() => _count == 0 ? 0 : (_producer - _consumer) & ((2 * _count) - 1);
 
-    /// <summary>The index after <paramref name="index"/>. Caller holds <see cref="SyncRoot"/>.</summary>
+    /// <summary>Entries between consumer and producer, read without the lock (see the remarks on the class).</summary>
+    private protected uint PendingUnlocked()
+    {
+        uint count = Volatile.Read(ref _count);
+        return count == 0 ? 0 : (Volatile.Read(ref _producer) - Volatile.Read(ref _consumer)) & ((2 * count) - 1);
+    }
+
+    /// <summary>Entry count (0 while disabled), read without the lock.</summary>
+    private protected uint CountUnlocked => Volatile.Read(ref _count);
+
+    /// <summary>Current state, read without the lock.</summary>
+    private protected RingState StateUnlocked => (RingState)Volatile.Read(ref Unsafe.As<RingState, byte>(ref _state));
+
+    /// <summary>
+    /// Publishes a new producer index (release: after the entries it covers). Caller holds the ring's lock (<see cref="EnterLock"/>).
+    /// </summary>
+    private protected void PublishProducerLocked(uint value)
+    {
+        Debug.Assert(IsLockHeld);
+        Volatile.Write(ref _producer, value);
+    }
+
+    /// <summary>Publishes a new consumer index (release). Caller holds the ring's lock (<see cref="EnterLock"/>).</summary>
+    private protected void PublishConsumerLocked(uint value)
+    {
+        Debug.Assert(IsLockHeld);
+        Volatile.Write(ref _consumer, value);
+    }
+
+    /// <summary>The index after <paramref name="index"/>. Caller holds the ring's lock (<see cref="EnterLock"/>).</summary>
     private protected uint NextLocked(uint index) => (index + 1) & ((2 * _count) - 1);
 
     /// <summary>
     /// Whether <paramref name="value"/> is a valid new position for the index that runs ahead (<paramref name="from"/>
     /// is the side it runs ahead of, <paramref name="current"/> its present value, <paramref name="limit"/> how far
-    /// ahead it may run): in range, not moving backwards, not past the limit. Caller holds <see cref="SyncRoot"/>.
+    /// ahead it may run): in range, not moving backwards, not past the limit. Caller holds the ring's lock (<see cref="EnterLock"/>).
     /// </summary>
     private protected bool IsValidAdvanceLocked(uint value, uint from, uint current, uint limit)
     {
@@ -223,10 +284,10 @@ public abstract class DescriptorRing
         return distance <= limit && distance >= ((current - from) & mask);
     }
 
-    /// <summary>Stops the ring unless it already stopped (the first error is the one reported). Caller holds <see cref="SyncRoot"/>.</summary>
+    /// <summary>Stops the ring unless it already stopped (the first error is the one reported). Caller holds the ring's lock (<see cref="EnterLock"/>).</summary>
     private protected void StopLocked(RingError error, uint index)
     {
-        Debug.Assert(SyncRoot.IsHeldByCurrentThread);
+        Debug.Assert(IsLockHeld);
         if (_state == RingState.Stopped)
             return;
         _state = RingState.Stopped;
@@ -234,20 +295,20 @@ public abstract class DescriptorRing
         _errorIndex = index;
     }
 
-    /// <summary>Current state. Caller holds <see cref="SyncRoot"/>.</summary>
+    /// <summary>Current state. Caller holds the ring's lock (<see cref="EnterLock"/>).</summary>
     private protected RingState StateLocked => _state;
 
-    /// <summary>Entry count (0 while disabled). Caller holds <see cref="SyncRoot"/>.</summary>
+    /// <summary>Entry count (0 while disabled). Caller holds the ring's lock (<see cref="EnterLock"/>).</summary>
     private protected uint CountLocked => _count;
 
-    /// <summary>Configuration generation. Caller holds <see cref="SyncRoot"/>.</summary>
+    /// <summary>Configuration generation. Caller holds the ring's lock (<see cref="EnterLock"/>).</summary>
     private protected uint GenerationLocked => _generation;
 
-    /// <summary>The producer index. Caller holds <see cref="SyncRoot"/>.</summary>
-    private protected ref uint ProducerLocked => ref _producer;
+    /// <summary>The producer index. Caller holds the ring's lock (<see cref="EnterLock"/>).</summary>
+    private protected uint ProducerLocked => _producer;
 
-    /// <summary>The consumer index. Caller holds <see cref="SyncRoot"/>.</summary>
-    private protected ref uint ConsumerLocked => ref _consumer;
+    /// <summary>The consumer index. Caller holds the ring's lock (<see cref="EnterLock"/>).</summary>
+    private protected uint ConsumerLocked => _consumer;
 
     private RingError Validate(ulong baseAddress, uint entryCount)
     {

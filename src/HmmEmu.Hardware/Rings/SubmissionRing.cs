@@ -32,7 +32,7 @@ public sealed class SubmissionRing : DescriptorRing
     /// </summary>
     public bool Doorbell(uint producer)
     {
-        lock (SyncRoot)
+        using (EnterLock())
         {
             if (StateLocked == RingState.Disabled)
                 return false;
@@ -41,16 +41,13 @@ public sealed class SubmissionRing : DescriptorRing
                 StopLocked(RingError.BadIndex, producer);
                 return false;
             }
-            ProducerLocked = producer;
+            PublishProducerLocked(producer);
             return true;
         }
     }
 
-    /// <summary>Whether the ring is running and has an entry to hand out.</summary>
-    public bool HasWork
-    {
-        get { lock (SyncRoot) return StateLocked == RingState.Running && PendingLocked() != 0; }
-    }
+    /// <summary>Whether the ring is running and has an entry to hand out. Read without the lock: a hint (see <see cref="DescriptorRing"/>).</summary>
+    public bool HasWork => StateUnlocked == RingState.Running && PendingUnlocked() != 0;
 
     /// <summary>
     /// Copies the entry at the consumer index into <paramref name="entry"/> without consuming it. Returns
@@ -62,7 +59,7 @@ public sealed class SubmissionRing : DescriptorRing
     public RingFetch TryPeek(Span<byte> entry, out RingTicket ticket)
     {
         CheckBuffer(entry.Length);
-        lock (SyncRoot)
+        using (EnterLock())
         {
             ticket = default;
             if (StateLocked != RingState.Running)
@@ -91,11 +88,11 @@ public sealed class SubmissionRing : DescriptorRing
     /// </summary>
     public bool Advance(RingTicket ticket)
     {
-        lock (SyncRoot)
+        using (EnterLock())
         {
             if (ticket.Generation != GenerationLocked || ticket.Index != ConsumerLocked || PendingLocked() == 0)
                 return false;
-            ConsumerLocked = NextLocked(ConsumerLocked);
+            PublishConsumerLocked(NextLocked(ConsumerLocked));
             return true;
         }
     }
@@ -110,7 +107,7 @@ public sealed class SubmissionRing : DescriptorRing
     public bool TryDrain(Span<byte> entry, out uint index, out bool readable)
     {
         CheckBuffer(entry.Length);
-        lock (SyncRoot)
+        using (EnterLock())
         {
             index = ConsumerLocked;
             readable = false;
@@ -119,7 +116,7 @@ public sealed class SubmissionRing : DescriptorRing
             readable = ReadLocked(index, entry);
             if (!readable)
                 entry.Clear();
-            ConsumerLocked = NextLocked(ConsumerLocked);
+            PublishConsumerLocked(NextLocked(ConsumerLocked));
             return true;
         }
     }

@@ -204,7 +204,7 @@ internal sealed class DmaBenchMachine : IDisposable
         {
             long until = poll ? long.MaxValue : Stopwatch.GetTimestamp() + (Stopwatch.Frequency / 50_000);
             while (Volatile.Read(ref _completions) < count && Stopwatch.GetTimestamp() < until)
-                Thread.SpinWait(16);
+                Thread.SpinWait(1);
             _queue.WaitUntil((this, count), static s => Volatile.Read(ref s.Item1._completions) >= s.count);
         }
     }

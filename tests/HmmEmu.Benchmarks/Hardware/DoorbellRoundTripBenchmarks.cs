@@ -17,7 +17,8 @@ namespace HmmEmu.Benchmarks.Hardware;
 /// as soon as the ring is empty, so each doorbell wakes a blocked thread; 10 (the default) and 200 keep it spinning that
 /// many rounds of <c>Thread.SpinWait(16)</c> for the next doorbell. The driver spins up to 20 µs for its interrupt before it sleeps, as a blocking channel reader
 /// spins inside Task.Wait. BenchmarkDotNet's Median is the median of the iteration means, each the mean of many round
-/// trips.
+/// trips. <see cref="SpinPingPong"/> is the machine's floor for any hand-off between two threads: each spins on one
+/// field the other writes (no channel, no sleeping); its echo thread runs only while it is measured.
 /// </remarks>
 [MedianColumn]
 [SimpleJob(launchCount: 1, warmupCount: 2, iterationCount: 8)]
@@ -27,6 +28,10 @@ public class DoorbellRoundTripBenchmarks
     private Channel<int> _ping = null!;
     private Channel<int> _pong = null!;
     private Thread _echo = null!;
+    private Thread? _spinEcho;
+    private long _spinPing;
+    private PaddedLong _spinPong;
+    private volatile bool _stopSpinEcho;
 
     [Params(0, 10, 200)]
     public int WorkerIdleSpinRounds { get; set; }
@@ -48,6 +53,22 @@ public class DoorbellRoundTripBenchmarks
         _ping.Writer.Complete();
         _echo.Join();
         _m.Dispose();
+    }
+
+    [GlobalSetup(Target = nameof(SpinPingPong))]
+    public void SetupSpinPingPong()
+    {
+        Setup();
+        _spinEcho = new Thread(SpinEcho) { IsBackground = true, Name = "spin echo" };
+        _spinEcho.Start();
+    }
+
+    [GlobalCleanup(Target = nameof(SpinPingPong))]
+    public void CleanupSpinPingPong()
+    {
+        _stopSpinEcho = true;
+        _spinEcho?.Join();
+        Cleanup();
     }
 
     /// <summary>The baseline: one message to the echo thread and its reply back, both sides blocking when idle.</summary>
@@ -77,6 +98,35 @@ public class DoorbellRoundTripBenchmarks
         _m.WaitAndConsume(1, poll: true);
     }
 
+    /// <summary>The floor: write a number to a field the spinning echo thread watches, spin until it writes it back.</summary>
+    [Benchmark]
+    public long SpinPingPong()
+    {
+        long v = Volatile.Read(ref _spinPing) + 1;
+        Volatile.Write(ref _spinPing, v);
+        while (Volatile.Read(ref _spinPong.Value) != v)
+            Thread.SpinWait(1);
+        return v;
+    }
+
+    private void SpinEcho()
+    {
+        long seen = 0;
+        while (!_stopSpinEcho)
+        {
+            long p = Volatile.Read(ref _spinPing);
+            if (p != seen)
+            {
+                seen = p;
+                Volatile.Write(ref _spinPong.Value, p);
+            }
+            else
+            {
+                Thread.SpinWait(1);
+            }
+        }
+    }
+
     private void Echo()
     {
         var reader = _ping.Reader;
@@ -94,5 +144,13 @@ public class DoorbellRoundTripBenchmarks
     {
         var wait = reader.WaitToReadAsync();
         return wait.IsCompletedSuccessfully ? wait.Result : wait.AsTask().GetAwaiter().GetResult();
+    }
+
+    // The echo's field, on a cache line of its own, away from the benchmark's fields.
+    [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Explicit, Size = 136)]
+    private struct PaddedLong
+    {
+        [System.Runtime.InteropServices.FieldOffset(64)]
+        public long Value;
     }
 }

@@ -250,6 +250,34 @@ public sealed class DmaCopyTests
     }
 
     [Fact]
+    public void CompletionRingFull_ThreadedMode_EveryConsumeThatFreesRoomRestartsTheEngine()
+    {
+        // Two completion slots behind eight submission slots: the worker stops for room again and again, and only the
+        // driver's consume restarts it (CompletionConsumed kicks only a worker that asked for room). A lost wake-up
+        // leaves the rig waiting until it gives up with a TimeoutException.
+        const int Total = 4000;
+        using var rig = DmaRig.Create(mode: SchedulerMode.Threaded, sqCount: 8, cqCount: 2);
+        ulong src = rig.Alloc(1), dst = rig.Alloc(1);
+        var all = new List<DmaCompletion>();
+        int submitted = 0;
+
+        rig.Run(() =>
+        {
+            while (all.Count < Total)
+            {
+                while (submitted < Total && submitted - all.Count < 8)
+                    rig.Submit(DmaDescriptor.Copy(src, dst, 64, cookie: (ulong)submitted++));
+                all.AddRange(rig.WaitForCompletions(1));
+            }
+        });
+
+        Assert.Equal(Enumerable.Range(0, Total).Select(i => (ulong)i), all.Select(c => c.Cookie));
+        Assert.All(all, c => Assert.Equal(DmaStatus.Completed, c.Status));
+        Assert.Equal(0L, rig.Engine.Stats.DroppedCompletions);
+        Assert.True(rig.Engine.Stats.CompletionRingStalls > 0, "the completion ring never filled: the test did not exercise the stall");
+    }
+
+    [Fact]
     public void Engine_SameSeed_SameTraceHash()
     {
         static ulong RunOnce(ulong seed)
