@@ -24,6 +24,31 @@ public sealed class CompletionRingTests
     }
 
     [Fact]
+    public void HasRoom_FollowsPostsConsumesAndReconfiguration()
+    {
+        var (ring, _) = Create(4);
+        for (ulong i = 0; i < 4; i++)
+        {
+            Assert.True(ring.HasRoom);
+            Assert.True(ring.TryPost(Record(i), out _));
+        }
+        Assert.False(ring.HasRoom);                  // full: the last post left no free slot
+        Assert.True(ring.Consume(1));
+        Assert.True(ring.HasRoom);                   // the consume freed one: seen through the indices
+        Assert.True(ring.Consume(4));
+
+        // Posted 4, consumed 4: reconfigure as a 2-entry ring; the 4-entry ring's free count must not carry over.
+        Assert.Equal(RingError.None, ring.Configure(Base, 2));
+        Assert.True(ring.HasRoom);
+        Assert.True(ring.TryPost(Record(10), out _));
+        Assert.True(ring.HasRoom);
+        Assert.True(ring.TryPost(Record(11), out _));
+        Assert.False(ring.HasRoom);
+        Assert.False(ring.TryPost(Record(12), out _)); // a post past HasRoom overflows: HasRoom was right to refuse
+        Assert.False(ring.HasRoom);                  // stopped
+    }
+
+    [Fact]
     public void TryPost_ManyWraps_DriverReadsEveryRecordInOrder()
     {
         const uint count = 4;

@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace HmmEmu.Hardware.Engines;
+namespace HmmEmu.Hardware;
 
 /// <summary>
 /// A 64-bit counter alone on its cache line: 64 bytes of padding before it and after it, so that threads writing
