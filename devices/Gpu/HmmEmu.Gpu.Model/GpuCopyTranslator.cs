@@ -29,5 +29,11 @@ internal sealed class GpuCopyTranslator(DeviceMmu mmu) : ITranslator
     }
 
     /// <inheritdoc />
+    public TranslationResult TranslateRun(TranslationUse use, ushort asid, ulong address, Access access, ulong maxLength) =>
+        asid != 0 && asid < GpuRegisters.Contexts
+            ? mmu.TranslateRun(use, asid, address, access, maxLength)
+            : Translate(use, asid, address, access);
+
+    /// <inheritdoc />
     public void EndUse(TranslationUse use) => mmu.EndUse(use);
 }

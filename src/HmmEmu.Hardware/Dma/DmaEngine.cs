@@ -341,7 +341,8 @@ public sealed class DmaEngine : IDisposable
 
     /// <summary>
     /// Moves the descriptor's bytes inside one translation use: each page of source and destination is translated
-    /// once, and spans that turn out to be adjacent in backing memory on both sides are merged into one run (up to the
+    /// once (<see cref="ITranslator.TranslateRun"/>: a device MMU answers for the following pages it already holds
+    /// in the same call), and spans that turn out to be adjacent in backing memory on both sides are merged into one run (up to the
     /// charge quantum) and moved with a single <see cref="Span{T}.CopyTo"/>, so a physically contiguous transfer copies
     /// at memcpy speed. Runs on the worker thread only; may sleep (charges virtual time after each run, a point where a
     /// reset can arrive).
@@ -371,7 +372,7 @@ public sealed class DmaEngine : IDisposable
                 }
                 if (!fill && srcLeft == 0)
                 {
-                    status = Resolve(use, d.Asid, src, Access.Read, out srcPort, out srcAt, out srcLeft);
+                    status = Resolve(use, d.Asid, src, Access.Read, remaining, out srcPort, out srcAt, out srcLeft);
                     if (status != DmaStatus.Completed)
                     {
                         (faultAddress, faultAccess) = (src, Access.Read);
@@ -380,7 +381,7 @@ public sealed class DmaEngine : IDisposable
                 }
                 if (dstLeft == 0)
                 {
-                    status = Resolve(use, d.Asid, dst, Access.Write, out dstPort, out dstAt, out dstLeft);
+                    status = Resolve(use, d.Asid, dst, Access.Write, remaining, out dstPort, out dstAt, out dstLeft);
                     if (status != DmaStatus.Completed)
                     {
                         (faultAddress, faultAccess) = (dst, Access.Write);
@@ -471,11 +472,13 @@ public sealed class DmaEngine : IDisposable
         return (ulong)to.Length;
     }
 
-    // Runs once per page per side: inlined into Transfer, with the failure mapping out of line.
+    // Runs once per translated run (a page, or the pages the translator could join to it) per side: inlined into
+    // Transfer, with the failure mapping out of line.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private DmaStatus Resolve(TranslationUse use, ushort asid, ulong address, Access access, out IMemoryPort? port, out ulong at, out ulong left)
+    private DmaStatus Resolve(TranslationUse use, ushort asid, ulong address, Access access, ulong remaining,
+        out IMemoryPort? port, out ulong at, out ulong left)
     {
-        var t = _translator.Translate(use, asid, address, access);
+        var t = _translator.TranslateRun(use, asid, address, access, remaining);
         port = null;
         at = 0;
         left = 0;

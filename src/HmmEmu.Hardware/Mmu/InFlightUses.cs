@@ -171,6 +171,26 @@ internal sealed class InFlightUses
     public static bool Covers(ref Slot s, ulong key) => key - s.FastBase <= s.FastSpan;
 
     /// <summary>
+    /// The last page of the range recorded in <paramref name="s"/> that holds page <paramref name="vpn"/> of
+    /// <paramref name="asid"/>, if one does: an invalidation of any page up to it waits for the use. Owner thread only.
+    /// </summary>
+    public static bool TryGetRecordedEnd(ref Slot s, ushort asid, ulong vpn, out ulong lastVpn)
+    {
+        int n = s.Count;
+        for (int k = 0; k < n; k++)
+        {
+            ref var r = ref s.Ranges[k];
+            if (r.Asid == asid && vpn - r.Lo <= r.Hi - r.Lo)
+            {
+                lastVpn = r.Hi;
+                return true;
+            }
+        }
+        lastVpn = 0;
+        return false;
+    }
+
+    /// <summary>
     /// The key of page <paramref name="vpn"/> (below 2^36) of <paramref name="asid"/>: (asid &lt;&lt; 48) | page, which is
     /// also the TLB's tag for it.
     /// </summary>

@@ -99,6 +99,58 @@ public sealed class EduDeviceTests(ITestOutputHelper output)
     [Theory]
     [InlineData(SchedulerMode.Deterministic)]
     [InlineData(SchedulerMode.Threaded)]
+    public void Copy_ThroughDeviceMmuWithEveryPageCached_JoinsOnlyPagesThatFollowInMemory_AndTranslatesEachOnce(SchedulerMode mode)
+    {
+        using var m = EduMachine.Create(mode);
+        const int pages = 32, offset = 100, length = (pages * 4096) - 300;
+        // Destination pages 8..11 in reverse order and page 20 elsewhere; the rest follow each other in memory.
+        static int DstPage(int i) => i is >= 8 and <= 11 ? 19 - i : i == 20 ? pages : i;
+        DmaCompletion cold = default, warm = default;
+        byte[] expected = [], coldCopy = [], warmCopy = [];
+        long hits = 0, misses = 0, walks = 0;
+
+        m.Run(() =>
+        {
+            m.Start();
+            var src = m.Pattern(pages * 4096, 5);
+            var dst = m.Driver.AllocBuffer((pages + 1) * 4096);
+            for (int i = 0; i < pages; i++)
+            {
+                Assert.Equal(Errno.Ok, m.Driver.Map(VaSrc + ((ulong)i * Page), src.BusAddress + ((ulong)i * Page), PtePermissions.Read));
+                Assert.Equal(Errno.Ok, m.Driver.Map(VaDst + ((ulong)i * Page), dst.BusAddress + ((ulong)DstPage(i) * Page), PtePermissions.ReadWrite));
+            }
+            byte[] InDeviceOrder()
+            {
+                var bytes = new byte[pages * 4096];
+                for (int i = 0; i < pages; i++)
+                    dst.Span.Slice(DstPage(i) * 4096, 4096).CopyTo(bytes.AsSpan(i * 4096));
+                return bytes;
+            }
+            cold = m.Driver.Copy(VaSrc + offset, VaDst + offset, length, EduDriver.Context).Result;
+            coldCopy = InDeviceOrder();
+            dst.Span.Clear();
+            var before = m.Device.Mmu.Stats;
+            warm = m.Driver.Copy(VaSrc + offset, VaDst + offset, length, EduDriver.Context).Result;
+            var after = m.Device.Mmu.Stats;
+            warmCopy = InDeviceOrder();
+            (hits, misses, walks) = (after.Hits - before.Hits, after.Misses - before.Misses, after.Walks - before.Walks);
+            expected = new byte[pages * 4096];
+            src.Span.Slice(offset, length).CopyTo(expected.AsSpan(offset));
+        });
+
+        Assert.Equal(DmaStatus.Completed, cold.Status);
+        Assert.Equal(DmaStatus.Completed, warm.Status);
+        Assert.Equal(expected, coldCopy);
+        Assert.Equal(expected, warmCopy);
+        // Every page of both sides translated once, from the TLB, whether alone or joined to a run.
+        Assert.Equal(2 * pages, hits);
+        Assert.Equal(0, misses);
+        Assert.Equal(0, walks);
+    }
+
+    [Theory]
+    [InlineData(SchedulerMode.Deterministic)]
+    [InlineData(SchedulerMode.Threaded)]
     public void Copy_UnmappedDestinationPage_CompletionReportsNotPresentWithFaultAddress(SchedulerMode mode)
     {
         using var m = EduMachine.Create(mode);

@@ -65,6 +65,16 @@ internal sealed class EduTranslator : ITranslator
     }
 
     /// <inheritdoc />
+    /// <remarks>
+    /// Through the MMU, as the device's MMU answers (the following pages it holds join the run), except while the gate
+    /// is armed: then page by page, so that the gate counts pages.
+    /// </remarks>
+    public TranslationResult TranslateRun(TranslationUse use, ushort asid, ulong address, Access access, ulong maxLength) =>
+        asid != 0 && Volatile.Read(ref _gateCountdown) < 0
+            ? _mmu.TranslateRun(use, asid, address, access, maxLength)
+            : Translate(use, asid, address, access);
+
+    /// <inheritdoc />
     public void EndUse(TranslationUse use) => _mmu.EndUse(use);
 
     // Runs on the engine's worker thread; may sleep while the gate holds.
