@@ -35,8 +35,11 @@ internal sealed class InFlightUses
     // Where the id sits in Slot.FastBase, above every page number (a page number has 36 bits, an id 16).
     private const int FastAsidShift = 48;
 
-    // Pages recorded ahead when a use's range grows by one page at its top (16 pages = 64 KiB).
-    private const ulong ForwardGroupPages = 16;
+    /// <summary>
+    /// Pages recorded at once when a use's range grows by one page at its top: up to the end of that page's group of
+    /// 64 (256 KiB, aligned), so a forward run pays one fence per group (docs/hardware.md, "Completion").
+    /// </summary>
+    internal const ulong ForwardGroupPages = 64;
 
     private readonly Slot[] _slots;
     private readonly ulong[] _free;
@@ -304,7 +307,7 @@ internal sealed class InFlightUses
             if (vpn == r.Hi + 1)
             {
                 // A use walking forward (a DMA, a kernel's span) goes on to the next pages: record up to the end of the
-                // 16-page group at once, so the fence is paid once per 64 KiB rather than per page. Recording pages
+                // 64-page group at once, so the fence is paid once per 256 KiB rather than per page. Recording pages
                 // not yet touched only makes an invalidation of them wait for this use, never the reverse.
                 Volatile.Write(ref r.Hi, vpn | (ForwardGroupPages - 1));
                 Interlocked.MemoryBarrier();

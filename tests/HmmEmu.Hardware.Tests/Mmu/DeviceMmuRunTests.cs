@@ -13,7 +13,7 @@ public sealed class DeviceMmuRunTests
 {
     private const ushort A = 1;
     private const ulong Page = 4096;
-    private const ulong Va = 0x40_0000;     // 2 MiB aligned: its first 16-page group starts at page 0
+    private const ulong Va = 0x40_0000;     // 2 MiB aligned: its first forward group starts at page 0
 
     public enum RunBreak
     {
@@ -53,28 +53,29 @@ public sealed class DeviceMmuRunTests
     [Fact]
     public void TranslateRun_ContiguousCachedPages_SpansWhatTheUseHasRecordedAndCountsEveryPageAsAHit()
     {
+        const int g = (int)InFlightUses.ForwardGroupPages;
         using var m = new MmuTestMachine();
-        ulong vram = MapContiguous(m, 32);
+        ulong vram = MapContiguous(m, 2 * g);
         var mmu = m.CreateMmu();
         TranslationResult first = default, second = default, third = default;
         long hits = 0, misses = 0;
 
         m.Kernel.Run(() =>
         {
-            Warm(mmu, 32);
+            Warm(mmu, 2 * g);
             (hits, misses) = (mmu.Stats.Hits, mmu.Stats.Misses);
             var use = mmu.BeginUse();
             first = mmu.TranslateRun(use, A, Va + 100, Access.Read, ulong.MaxValue);
             second = mmu.TranslateRun(use, A, Va + Page, Access.Read, ulong.MaxValue);
-            third = mmu.TranslateRun(use, A, Va + (16 * Page), Access.Read, 3 * Page);
+            third = mmu.TranslateRun(use, A, Va + ((ulong)g * Page), Access.Read, 3 * Page);
             mmu.EndUse(use);
         });
 
-        // A use's first page is recorded alone; the next page extends the record to the end of its 16-page group.
+        // A use's first page is recorded alone; the next page extends the record to the end of its group.
         Assert.Equal(new TranslationResult(TranslationStatus.Ok, Aperture.Vram, vram + 100, Page - 100), first);
-        Assert.Equal(new TranslationResult(TranslationStatus.Ok, Aperture.Vram, vram + Page, 15 * Page), second);
-        Assert.Equal(new TranslationResult(TranslationStatus.Ok, Aperture.Vram, vram + (16 * Page), 3 * Page), third);
-        Assert.Equal(hits + 1 + 15 + 3, mmu.Stats.Hits);
+        Assert.Equal(new TranslationResult(TranslationStatus.Ok, Aperture.Vram, vram + Page, (ulong)(g - 1) * Page), second);
+        Assert.Equal(new TranslationResult(TranslationStatus.Ok, Aperture.Vram, vram + ((ulong)g * Page), 3 * Page), third);
+        Assert.Equal(hits + 1 + (g - 1) + 3, mmu.Stats.Hits);
         Assert.Equal(misses, mmu.Stats.Misses);
     }
 

@@ -137,10 +137,12 @@ public sealed class TlbInvalidationTests
         var (m, mmu) = MachineWithPages(mode);
         using var _ = m;
 
-        // Pages 0-1 and 100 are two separate records, so page 50 between them is not covered.
+        // Pages 0-1 (recorded to the end of their group) and page G + 40 are two separate records, so page G + 10
+        // between them is not covered.
+        const ulong g = InFlightUses.ForwardGroupPages;
         var (ticket, completeWhileHeld, _) = RunEngineAndDriver(m, mmu,
-            [(A, Va), (A, Va + Page), (A, Va + (100 * Page)), (B, Va + (50 * Page))],
-            tlb => tlb.InvalidatePage(A, Va + (50 * Page)));
+            [(A, Va), (A, Va + Page), (A, Va + ((g + 40) * Page)), (B, Va + ((g + 10) * Page))],
+            tlb => tlb.InvalidatePage(A, Va + ((g + 10) * Page)));
 
         Assert.True(completeWhileHeld);
         Assert.Equal(0, ticket.UsesAwaited);
@@ -153,11 +155,12 @@ public sealed class TlbInvalidationTests
         var (m, mmu) = MachineWithPages(mode);
         using var _ = m;
 
-        // Pages 0 and 1 grow a run forward: the use records up to page 15 (its 64 KiB group), not beyond.
+        // Pages 0 and 1 grow a run forward: the use records up to the last page of their group, not beyond.
+        const ulong g = InFlightUses.ForwardGroupPages;
         var (ticket, completeWhileHeld, _) = RunEngineAndDriver(m, mmu, [(A, Va), (A, Va + Page)],
-            tlb => tlb.InvalidatePage(A, Va + (15 * Page)));
+            tlb => tlb.InvalidatePage(A, Va + ((g - 1) * Page)));
         var (beyond, beyondComplete, _) = RunEngineAndDriver(m, mmu, [(A, Va), (A, Va + Page)],
-            tlb => tlb.InvalidatePage(A, Va + (16 * Page)));
+            tlb => tlb.InvalidatePage(A, Va + (g * Page)));
 
         Assert.False(completeWhileHeld);
         Assert.Equal(1, ticket.UsesAwaited);
