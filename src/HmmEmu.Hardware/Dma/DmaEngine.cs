@@ -342,10 +342,10 @@ public sealed class DmaEngine : IDisposable
     /// <summary>
     /// Moves the descriptor's bytes inside one translation use: each page of source and destination is translated
     /// once (<see cref="ITranslator.TranslateRun"/>: a device MMU answers for the following pages it already holds
-    /// in the same call), and spans that turn out to be adjacent in backing memory on both sides are merged into one run (up to the
-    /// charge quantum) and moved with a single <see cref="Span{T}.CopyTo"/>, so a physically contiguous transfer copies
-    /// at memcpy speed. Runs on the worker thread only; may sleep (charges virtual time after each run, a point where a
-    /// reset can arrive).
+    /// in the same call), and spans that turn out to be adjacent in backing memory on both sides are merged into one
+    /// run (up to the charge quantum) and moved with a single <see cref="Span{T}.CopyTo"/>, so a physically contiguous
+    /// transfer copies at memcpy speed. Runs on the worker thread only; may sleep (charges virtual time after each
+    /// run, a point where a reset can arrive).
     /// </summary>
     private DmaStatus Transfer(in DmaDescriptor d, out ulong done, out ulong faultAddress, out Access faultAccess)
     {

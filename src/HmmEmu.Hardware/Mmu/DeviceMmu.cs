@@ -109,7 +109,7 @@ public sealed class DeviceMmu : ITranslator
         return ExtendRun(use, asid, address >> DevicePageTable.PageShift, Rights.Required(access), first, maxLength);
     }
 
-        /// <summary>Ends a unit of work: invalidations waiting only on it complete. Never sleeps.</summary>
+    /// <summary>Ends a unit of work: invalidations waiting only on it complete. Never sleeps.</summary>
     public void EndUse(TranslationUse use) => _uses.End(use.Slot);
 
     /// <summary>
@@ -161,7 +161,7 @@ public sealed class DeviceMmu : ITranslator
         return first with { Length = length };
     }
 
-        [MethodImpl(MethodImplOptions.NoInlining)]
+    [MethodImpl(MethodImplOptions.NoInlining)]
     private TranslationResult TranslateTouching(TranslationUse use, ushort asid, ulong address, Access access, ulong need)
     {
         var status = _tlb.LookupUnderUse(use, asid, address, out ulong pte);
